@@ -1,0 +1,29 @@
+-- _session: helpers included by the session_* scripts (not a script on its own).
+-- The meta hash holds: v (format), created, updated, anchor (ms the absolute TTL counts from),
+-- count, bytes, rev (revision), ttl (ms, 0 = keep forever), sliding (0|1).
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Give every key of the session the same expiry, so a history never expires in part.
+local function apply_ttl(ttl, sliding, anchor)
+  if ttl > 0 then
+    if sliding == 1 then
+      for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+    else
+      for i = 1, #KEYS do redis.call('PEXPIREAT', KEYS[i], anchor + ttl) end
+    end
+  else
+    for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
+  end
+end
+
+-- Apply the TTL policy stored in the meta hash (reads, pops, clears use this).
+local function apply_stored_ttl(meta, touch_only_sliding)
+  local p = redis.call('HMGET', meta, 'ttl', 'sliding', 'anchor')
+  local ttl, sliding = tonumber(p[1]) or 0, tonumber(p[2]) or 0
+  if touch_only_sliding and (ttl == 0 or sliding == 0) then return end
+  apply_ttl(ttl, sliding, tonumber(p[3]) or 0)
+end

@@ -1,0 +1,56 @@
+"""rmem: Redis-native distributed memory for AI agents.
+
+Sessions (conversation histories) shared by every process that opens them, stored in Redis and
+written atomically by Lua scripts. ``Client`` and ``AsyncClient`` have the same methods; the sync
+one is generated from the async one.
+
+    import rmem
+    with rmem.Client.from_url("redis://127.0.0.1:6379/0", namespace="acme") as client:
+        s = client.session("user-123", ttl=3600)
+        s.append({"role": "user", "content": "hi"})
+        s.messages(last=20)
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from rmem._async.client import AsyncClient
+from rmem._async.session import AsyncSession
+from rmem._errors import (
+    BackendError,
+    CorruptDataError,
+    NotFoundError,
+    RmemError,
+    ServerError,
+    UnavailableError,
+    ValidationError,
+)
+from rmem._models import Health, Message, SessionInfo
+from rmem._settings import Settings
+from rmem._sync.client import Client
+from rmem._sync.session import Session
+
+try:
+    __version__ = version("rmem")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AsyncClient",
+    "AsyncSession",
+    "BackendError",
+    "Client",
+    "CorruptDataError",
+    "Health",
+    "Message",
+    "NotFoundError",
+    "RmemError",
+    "ServerError",
+    "Session",
+    "SessionInfo",
+    "Settings",
+    "UnavailableError",
+    "ValidationError",
+    "__version__",
+]

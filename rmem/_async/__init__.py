@@ -1,0 +1,1 @@
+"""Hand-written async implementation; ``rmem/_sync`` is generated from it (scripts/unasync.py)."""

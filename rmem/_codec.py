@@ -1,0 +1,60 @@
+"""Payload encoding: a format byte, then msgpack, lz4-compressed above a size threshold.
+
+The first byte of every payload is ``FORMAT_V1`` (0x01), with ``FLAG_LZ4`` (0x80) set when the
+msgpack body that follows is an lz4 block (with its size stored). A reader that finds any other
+first byte refuses the payload instead of guessing, so a future format can be told apart.
+Only msgpack's JSON-like types are used; nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lz4.block
+import msgpack
+
+from rmem._errors import CorruptDataError, ValidationError
+
+FORMAT_V1 = 0x01
+FLAG_LZ4 = 0x80
+DEFAULT_COMPRESS_THRESHOLD = 1024  # bytes of msgpack below which lz4 costs more than it saves
+
+_HEADER_PLAIN = bytes([FORMAT_V1])
+_HEADER_LZ4 = bytes([FORMAT_V1 | FLAG_LZ4])
+
+
+def pack(obj: Any, *, compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD) -> bytes:
+    """Encode ``obj`` (JSON-like values only) into a versioned payload.
+
+    Raises:
+        ValidationError: ``obj`` holds a value msgpack cannot encode (an int beyond 64 bits,
+            an arbitrary object, ...).
+    """
+    try:
+        body = msgpack.packb(obj, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValidationError(f"value cannot be encoded: {exc}") from None
+    if len(body) >= compress_threshold:
+        compressed = lz4.block.compress(body, store_size=True)
+        if len(compressed) < len(body):
+            return _HEADER_LZ4 + compressed
+    return _HEADER_PLAIN + body
+
+
+def unpack(data: bytes) -> Any:
+    """Decode a payload made by :func:`pack`.
+
+    Raises:
+        CorruptDataError: the payload is empty, of an unknown format, or does not decode.
+    """
+    if not data:
+        raise CorruptDataError("empty payload")
+    header = data[0]
+    try:
+        if header == FORMAT_V1:
+            return msgpack.unpackb(data[1:], raw=False)
+        if header == FORMAT_V1 | FLAG_LZ4:
+            return msgpack.unpackb(lz4.block.decompress(data[1:]), raw=False)
+    except Exception as exc:  # msgpack and lz4 raise several unrelated types on bad input
+        raise CorruptDataError(f"payload does not decode: {exc}") from None
+    raise CorruptDataError(f"unknown payload format byte 0x{header:02x}")

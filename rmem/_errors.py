@@ -1,0 +1,99 @@
+"""The rmem exception tree.
+
+Every error rmem raises is an :class:`RmemError`; raw redis-py exceptions never reach users::
+
+    RmemError
+    ├── ValidationError        bad input; raised before anything is written (also a ValueError)
+    ├── NotFoundError          the session or record does not exist (also a LookupError)
+    ├── UnavailableError       Redis cannot be reached; names the host
+    ├── CorruptDataError       a payload in Redis cannot be decoded; names the key
+    ├── BackendError           Redis answered with an error rmem did not expect
+    └── ServerError            the embedded Redis server could not start or stop
+
+Errors carry context (``namespace``, ``session``, ``key``) as attributes where it applies.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "CorruptDataError",
+    "NotFoundError",
+    "RmemError",
+    "ServerError",
+    "UnavailableError",
+    "ValidationError",
+]
+
+
+class RmemError(Exception):
+    """Base class of every error raised by rmem.
+
+    Attributes:
+        namespace: the namespace the failing call worked in, when known.
+        session: the session id the failing call worked on, when known.
+        key: the Redis key involved, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        namespace: str | None = None,
+        session: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.session = session
+        self.key = key
+
+
+class ValidationError(RmemError, ValueError):
+    """Input was refused before anything was written; nothing changed."""
+
+
+class NotFoundError(RmemError, LookupError):
+    """The session or record asked for does not exist (or has expired)."""
+
+
+class UnavailableError(RmemError):
+    """Redis cannot be reached (refused, timed out, or the connection dropped)."""
+
+
+class CorruptDataError(RmemError):
+    """A value stored in Redis cannot be decoded; ``key`` names where it was found."""
+
+
+class BackendError(RmemError):
+    """Redis answered with an error that rmem does not map to a more specific class."""
+
+
+class ServerError(RmemError, RuntimeError):
+    """The embedded Redis server (``rmem.server``) could not be found, started or stopped."""
+
+
+def from_redis_error(
+    exc: BaseException,
+    where: str,
+    *,
+    namespace: str | None = None,
+    session: str | None = None,
+    key: str | None = None,
+) -> RmemError:
+    """Map a redis-py (or socket) exception to the rmem error users see; the one place that does.
+
+    ``where`` names the server (host:port or socket path) for connection errors.
+    """
+    # Imported here so the error tree stays importable without touching redis-py internals.
+    from redis import exceptions as rx
+
+    ctx = {"namespace": namespace, "session": session, "key": key}
+    if isinstance(exc, rx.ConnectionError | rx.TimeoutError | OSError | TimeoutError):
+        return UnavailableError(f"cannot reach Redis at {where}: {exc}", **ctx)
+    if isinstance(exc, rx.BusyLoadingError):
+        return UnavailableError(f"Redis at {where} is loading its dataset: {exc}", **ctx)
+    message = str(exc)
+    if message.startswith("RMEM_VALIDATION"):
+        return ValidationError(message.partition(" ")[2], **ctx)
+    return BackendError(f"Redis at {where} answered with an error: {message}", **ctx)

@@ -1,0 +1,122 @@
+"""Public data types: messages, session info, health."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rmem._ids import new_id
+
+__all__ = ["Health", "Message", "SessionInfo"]
+
+_MESSAGE_FIELDS = ("id", "role", "content", "created_at", "name", "metadata")
+
+
+class Message(BaseModel):
+    """One message of a session.
+
+    Unknown fields are kept and round-trip exactly, so framework items (OpenAI Agents items,
+    LangChain messages) survive storage. Values must be JSON-like: str-keyed dicts, lists,
+    str, int, float, bool, None (tuples come back as lists).
+
+    Attributes:
+        role: who spoke ("user", "assistant", "system", "tool", ...); required, not blank.
+        content: a string or structured content (lists and dicts of JSON-like values).
+        id: time-ordered unique id, assigned when absent; appending the same id twice stores
+            the message once.
+        created_at: Unix time in seconds, assigned when absent.
+        name: optional author name.
+        metadata: optional free-form dict.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: Any = None
+    id: str = Field(default_factory=new_id, min_length=1, max_length=256)
+    created_at: float = Field(default_factory=time.time)
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _role_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("role must not be empty")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the message as a plain dict (declared fields, then unknown fields)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "content": self.content,
+            "created_at": self.created_at,
+        }
+        if self.name is not None:
+            data["name"] = self.name
+        if self.metadata is not None:
+            data["metadata"] = self.metadata
+        extra = self.__pydantic_extra__
+        if extra:
+            data.update(extra)
+        return data
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> Message:
+        """Rebuild a message from a dict rmem stored itself (already validated on the way in)."""
+        return cls.model_construct(**data)
+
+
+class SessionInfo(BaseModel):
+    """What ``Session.info()`` reports about a session.
+
+    Attributes:
+        id: the session id.
+        namespace: the namespace it lives in.
+        message_count: messages stored now.
+        size_bytes: encoded size of those messages.
+        created_at: Unix time (seconds) of the first write.
+        updated_at: Unix time (seconds) of the last write.
+        ttl: seconds left before the session expires, or None when it is kept forever.
+        ttl_policy: the configured TTL in seconds, or None.
+        sliding: True when reads and writes restart the TTL.
+        revision: counts every change made to the session.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    namespace: str
+    message_count: int
+    size_bytes: int
+    created_at: float
+    updated_at: float
+    ttl: float | None
+    ttl_policy: float | None
+    sliding: bool
+    revision: int
+
+
+class Health(BaseModel):
+    """What ``Client.health()`` reports.
+
+    Attributes:
+        state: "connected" when Redis answered, "unavailable" when it did not.
+        url: the Redis URL, without password.
+        latency_ms: round-trip time of the health probe, when connected.
+        redis_version: the server's version, when connected.
+        search: True when the server has the query engine (RediSearch).
+        last_error: the error of the failed probe, when unavailable.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    state: Literal["connected", "unavailable"]
+    url: str
+    latency_ms: float | None = None
+    redis_version: str | None = None
+    search: bool = False
+    last_error: str | None = None

@@ -1,0 +1,91 @@
+"""Client settings: one typed object, read from arguments, ``RMEM_*`` variables and defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rmem._codec import DEFAULT_COMPRESS_THRESHOLD
+from rmem._errors import ValidationError
+from rmem._validate import check_namespace
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_POOL_SIZE = 64
+DEFAULT_SOCKET_TIMEOUT = 5.0
+DEFAULT_CONNECT_TIMEOUT = 2.0
+DEFAULT_POOL_TIMEOUT = 10.0
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+
+_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class Settings(BaseSettings):
+    """Everything a client needs to know; every field can come from ``RMEM_<FIELD>``.
+
+    Attributes:
+        url: ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL (env ``RMEM_URL``).
+        namespace: the namespace a client starts in.
+        pool_size: most connections the client opens; callers wait for a free one.
+        pool_timeout: seconds a caller waits for a free connection.
+        socket_timeout: seconds to wait for a reply before giving up.
+        connect_timeout: seconds to wait for a connection.
+        max_message_bytes: largest encoded message accepted (default 1 MiB).
+        compress_threshold: payloads at least this large are lz4-compressed.
+        session_ttl: TTL in seconds given to new sessions whose handle names none (None: keep).
+        session_sliding: whether such sessions use a sliding TTL.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RMEM_", frozen=True, extra="forbid")
+
+    url: str = DEFAULT_URL
+    namespace: str = DEFAULT_NAMESPACE
+    pool_size: int = Field(DEFAULT_POOL_SIZE, ge=1)
+    pool_timeout: float = Field(DEFAULT_POOL_TIMEOUT, gt=0)
+    socket_timeout: float = Field(DEFAULT_SOCKET_TIMEOUT, gt=0)
+    connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
+    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=64)
+    compress_threshold: int = Field(DEFAULT_COMPRESS_THRESHOLD, ge=16)
+    session_ttl: float | None = Field(None, gt=0)
+    session_sliding: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(_SCHEMES):
+            raise ValueError(f"unsupported URL {url!r}: use redis://, rediss:// or unix://")
+        return url
+
+    @field_validator("namespace")
+    @classmethod
+    def _valid_namespace(cls, namespace: str) -> str:
+        return check_namespace(namespace)
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``url`` (or ``RMEM_URL``, or the default) plus overrides.
+
+        Raises:
+            ValidationError: an unknown option or a bad value, with the reason.
+        """
+        values = {k: v for k, v in overrides.items() if v is not None}
+        if url is not None:
+            values["url"] = url
+        try:
+            return cls(**values)
+        except ValidationError:
+            raise
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise ValidationError(f"invalid client settings: {exc}") from None
+
+
+def redacted(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (safe for errors and logs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user + ':' if user else ':'}***@{host}"

@@ -1,0 +1,208 @@
+# Generated from rmem/_async/client.py by scripts/unasync.py: edit that file, not this one.
+"""The client: one connection pool, a current namespace, and the sessions in it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from rmem import _lua
+from rmem._sync._backend import Backend
+from rmem._sync.session import Session
+from rmem._errors import RmemError
+from rmem._keys import session_index, session_keys
+from rmem._models import Health
+from rmem._session_core import UNSET, TtlPolicy, Unset, parse_export, prepare_batch
+from rmem._settings import Settings
+from rmem._validate import check_namespace, check_session_id
+
+_LIST_CHUNK = 1000  # sessions checked per round trip when listing
+
+
+class Client:
+    """Entry point of rmem: sessions (and, later, memories) of one namespace in one Redis.
+
+    Create with :meth:`from_url`; use as a context manager, or call :meth:`close`.
+    Views made by :meth:`with_namespace` share this client's connections.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, _backend: Backend | None = None,
+        _namespace: str | None = None,
+    ) -> None:
+        self._backend = _backend or Backend(settings or Settings())
+        self._owner = _backend is None
+        self._namespace = _namespace or self._backend.settings.namespace
+        self._index = session_index(self._namespace)
+
+    @classmethod
+    def from_url(
+        cls, url: str | None = None, *, namespace: str | None = None, **options: Any
+    ) -> Self:
+        """Connect lazily to ``url`` (default: ``RMEM_URL``, else redis://127.0.0.1:6379/0).
+
+        Args:
+            url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+            namespace: the namespace to start in (default ``RMEM_NAMESPACE`` or "default").
+            **options: any :class:`rmem.Settings` field (``pool_size``, ``socket_timeout``,
+                ``max_message_bytes``, ``session_ttl``, ...).
+
+        Raises:
+            ValidationError: an unknown option, a bad value or an unsupported URL.
+        """
+        return cls(Settings.from_url(url, namespace=namespace, **options))
+
+    @property
+    def namespace(self) -> str:
+        """The namespace this client works in."""
+        return self._namespace
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the client was made with."""
+        return self._backend.settings
+
+    def __repr__(self) -> str:
+        return f"<Client {self._backend.url} namespace={self._namespace!r}>"
+
+    def with_namespace(self, namespace: str) -> Self:
+        """Return a view of this client in ``namespace``, sharing its connections.
+
+        Raises:
+            ValidationError: ``namespace`` is not a valid name.
+        """
+        return type(self)(_backend=self._backend, _namespace=check_namespace(namespace))
+
+    def session(
+        self,
+        session_id: str,
+        *,
+        ttl: float | None | Unset = UNSET,
+        sliding: bool | Unset = UNSET,
+    ) -> Session:
+        """Return a handle on session ``session_id`` (no I/O).
+
+        Args:
+            session_id: 1-256 characters, no control characters.
+            ttl: seconds of idleness (sliding) or of life (absolute) before the session expires;
+                None keeps it forever. When given, each write of this handle sets the
+                session's policy; when omitted, the session keeps its policy, and a new one
+                takes ``Settings.session_ttl``.
+            sliding: True restarts the TTL on every read and write; False counts from creation.
+
+        Raises:
+            ValidationError: a bad session id, ttl or sliding value.
+        """
+        check_session_id(session_id, self._namespace)
+        settings = self._backend.settings
+        policy = TtlPolicy(ttl, sliding, settings.session_ttl, settings.session_sliding)
+        return Session(self, session_id, policy)
+
+    def sessions(self) -> list[str]:
+        """Return the ids of the live sessions of this namespace, oldest first.
+
+        Reads the namespace's own listing (no SCAN of the keyspace) and drops from it the
+        sessions that expired or were deleted.
+        """
+        listed = self._backend.call(
+            "ZRANGE", self._index, 0, -1, "WITHSCORES", namespace=self._namespace
+        )
+        pairs = [(sid.decode(), int(score)) for sid, score in _pairs(listed)]
+        alive: list[str] = []
+        gone: list[tuple[str, int]] = []
+        for start in range(0, len(pairs), _LIST_CHUNK):
+            chunk = pairs[start : start + _LIST_CHUNK]
+            found = self._backend.batch(
+                [("EXISTS", session_keys(self._namespace, sid).meta) for sid, _ in chunk],
+                namespace=self._namespace,
+            )
+            for (sid, score), exists in zip(chunk, found, strict=True):
+                (alive.append(sid) if exists else gone.append((sid, score)))
+        if gone:
+            self._unlist_sessions(gone)
+        return alive
+
+    def _list_session(self, session_id: str, created_ms: int) -> None:
+        self._backend.call(
+            "ZADD", self._index, created_ms, session_id, namespace=self._namespace
+        )
+
+    def _unlist_sessions(self, entries: Sequence[tuple[str, int]]) -> None:
+        args = [value for sid, score in entries for value in (sid, score)]
+        self._backend.run(_lua.SESSIONS_PRUNE, (self._index,), args, namespace=self._namespace)
+
+    def import_session(
+        self, data: dict[str, Any], *, session_id: str | None = None
+    ) -> Session:
+        """Write an exported session (from ``Session.export()``) into this namespace.
+
+        Messages already present (same id) are kept once, so importing twice is harmless.
+        The session keeps its id (or takes ``session_id``), TTL policy and creation time.
+
+        Raises:
+            ValidationError: the dict is not an rmem export, or a message in it is bad;
+                nothing is written.
+        """
+        sid, ttl, sliding, created_ms, items = parse_export(data)
+        sid = session_id if session_id is not None else sid
+        session = self.session(sid, ttl=ttl, sliding=sliding)
+        settings = self._backend.settings
+        _, args = prepare_batch(items, settings.max_message_bytes, settings.compress_threshold)
+        if args:
+            session._append(args, created_ms)
+        return session
+
+    def health(self) -> Health:
+        """Probe Redis once: state, latency, server version, whether search is available."""
+        start = time.perf_counter()
+        try:
+            info = self._backend.call("INFO", "server", namespace=self._namespace)
+            latency = (time.perf_counter() - start) * 1000
+            modules = self._backend.call("MODULE", "LIST", namespace=self._namespace)
+        except RmemError as exc:
+            return Health(state="unavailable", url=self._backend.url, last_error=str(exc))
+        names = {_module_name(m) for m in modules or []}
+        return Health(
+            state="connected",
+            url=self._backend.url,
+            latency_ms=latency,
+            redis_version=str(info.get("redis_version")),
+            search=bool(names & {"search", "ft", "searchlight"}),
+        )
+
+    def close(self) -> None:
+        """Close the connections (only the client made by ``from_url`` owns them)."""
+        if self._owner:
+            self._backend.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _pairs(flat: Sequence[Any]) -> list[tuple[bytes, float]]:
+    # redis-py returns WITHSCORES replies as pairs already under RESP2 with callbacks, but
+    # execute_command gives the raw flat list under some parsers: accept both.
+    if flat and isinstance(flat[0], list | tuple):
+        return [(p[0], float(p[1])) for p in flat]
+    return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def _module_name(entry: Any) -> str:
+    if isinstance(entry, dict):
+        name = entry.get(b"name", entry.get("name", b""))
+    else:
+        items = list(entry)
+        name = items[items.index(b"name") + 1] if b"name" in items else b""
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+

@@ -1,0 +1,221 @@
+# Generated from rmem/_async/session.py by scripts/unasync.py: edit that file, not this one.
+"""Sessions: a conversation history in Redis, shared by every process that opens it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from rmem import _lua
+from rmem._errors import NotFoundError
+from rmem._keys import session_keys
+from rmem._models import Message, SessionInfo
+from rmem._session_core import (
+    TtlPolicy,
+    check_last,
+    coerce_message,
+    decode_message,
+    encode_message,
+    export_session,
+    parse_read,
+    prepare_batch,
+)
+from rmem._validate import check_ttl
+
+if TYPE_CHECKING:
+    from rmem._sync.client import Client
+
+
+class Session:
+    """A handle on one session of a namespace. Making one does no I/O.
+
+    Every write is one atomic round trip to Redis. When the session has a TTL, all its keys
+    expire together; with ``sliding`` every read and write restarts the TTL.
+    Get one from ``client.session(session_id, ttl=..., sliding=...)``.
+    """
+
+    __slots__ = ("_backend", "_client", "_id", "_keys", "_namespace", "_policy", "_settings")
+
+    def __init__(self, client: Client, session_id: str, policy: TtlPolicy) -> None:
+        self._client = client
+        self._backend = client._backend
+        self._settings = client._backend.settings
+        self._namespace = client.namespace
+        self._id = session_id
+        self._keys = session_keys(self._namespace, session_id)
+        self._policy = policy
+
+    @property
+    def id(self) -> str:
+        """The session id."""
+        return self._id
+
+    @property
+    def namespace(self) -> str:
+        """The namespace the session lives in."""
+        return self._namespace
+
+    def __repr__(self) -> str:
+        return f"<Session {self._namespace}/{self._id}>"
+
+    def _append(self, args: list[str | bytes], created_ms: int = 0) -> None:
+        reply = self._backend.run(
+            _lua.SESSION_APPEND,
+            self._keys,
+            (*self._policy.args, created_ms, *args),
+            namespace=self._namespace,
+            session=self._id,
+        )
+        if reply[0]:  # this call created the session: list it in its namespace
+            self._client._list_session(self._id, int(reply[1]))
+
+    def append(self, message: Message | Mapping[str, Any]) -> Message:
+        """Append one message and return it (with ``id`` and ``created_at`` filled in).
+
+        A message whose id is already stored is not stored again (a retry is harmless).
+
+        Raises:
+            ValidationError: bad message (no role, unencodable content, over the size limit);
+                nothing is written.
+            UnavailableError: Redis cannot be reached.
+        """
+        msg = coerce_message(message)
+        payload = encode_message(
+            msg, self._settings.max_message_bytes, self._settings.compress_threshold
+        )
+        self._append([msg.id, payload])
+        return msg
+
+    def extend(self, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
+        """Append many messages atomically in one round trip; return them in order.
+
+        Raises:
+            ValidationError: any item is bad; the whole batch is refused and nothing written.
+            UnavailableError: Redis cannot be reached.
+        """
+        batch, args = prepare_batch(
+            messages, self._settings.max_message_bytes, self._settings.compress_threshold
+        )
+        if batch:
+            self._append(args)
+        return batch
+
+    def _read(self, count: int) -> tuple[SessionInfo | None, list[Message]]:
+        reply = self._backend.run(
+            _lua.SESSION_READ, self._keys, (count,), namespace=self._namespace, session=self._id
+        )
+        return parse_read(reply, self._namespace, self._id, self._keys.log)
+
+    def messages(self, last: int | None = None) -> list[Message]:
+        """Return the messages, oldest first: all of them, or only the ``last`` N.
+
+        Returns an empty list when the session does not exist.
+
+        Raises:
+            ValidationError: ``last`` is not a non-negative int.
+            CorruptDataError: a stored message cannot be decoded (names the key).
+        """
+        count = check_last(last)
+        if count == 0 and last == 0:
+            return []
+        return (self._read(count))[1]
+
+    def pop(self) -> Message | None:
+        """Remove and return the newest message atomically; None when there is none."""
+        payload = self._backend.run(
+            _lua.SESSION_POP, self._keys, (), namespace=self._namespace, session=self._id
+        )
+        if payload is None:
+            return None
+        return decode_message(payload, self._keys.log)
+
+    def info(self) -> SessionInfo:
+        """Return counts, size, times and TTL of the session.
+
+        Raises:
+            NotFoundError: the session does not exist (never written, deleted or expired).
+        """
+        info, _ = self._read(-1)
+        if info is None:
+            raise self._not_found()
+        return info
+
+    def count(self) -> int:
+        """Return how many messages the session holds (0 when it does not exist)."""
+        info, _ = self._read(-1)
+        return 0 if info is None else info.message_count
+
+    def exists(self) -> bool:
+        """Return True when the session exists. Does not restart a sliding TTL."""
+        return bool(self._backend.call("EXISTS", self._keys.meta, namespace=self._namespace))
+
+    def touch(self) -> bool:
+        """Restart a sliding TTL without reading; False when the session does not exist."""
+        reply = self._backend.run(
+            _lua.SESSION_EXPIRE, self._keys, (0, -1, 1), namespace=self._namespace, session=self._id
+        )
+        return bool(reply)
+
+    def expire(self, ttl: float | None) -> bool:
+        """Set the session's TTL to ``ttl`` seconds from now (None: keep forever).
+
+        The new TTL becomes the session's policy: a sliding session keeps restarting it on use.
+        Returns False when the session does not exist.
+
+        Raises:
+            ValidationError: ``ttl`` is not a positive number or None.
+        """
+        ttl_ms = check_ttl(ttl)
+        reply = self._backend.run(
+            _lua.SESSION_EXPIRE,
+            self._keys,
+            (ttl_ms, -1, 0),
+            namespace=self._namespace,
+            session=self._id,
+        )
+        return bool(reply)
+
+    def clear(self) -> int:
+        """Remove every message but keep the session (and its TTL); return how many went.
+
+        Raises:
+            NotFoundError: the session does not exist.
+        """
+        removed = int(
+            self._backend.run(
+                _lua.SESSION_CLEAR, self._keys, (), namespace=self._namespace, session=self._id
+            )
+        )
+        if removed < 0:
+            raise self._not_found()
+        return removed
+
+    def delete(self) -> bool:
+        """Delete the session and all its keys; False when it did not exist."""
+        created = int(
+            self._backend.run(
+                _lua.SESSION_DELETE, self._keys, (), namespace=self._namespace, session=self._id
+            )
+        )
+        if created:
+            self._client._unlist_sessions([(self._id, created)])
+        return bool(created)
+
+    def export(self) -> dict[str, Any]:
+        """Return the whole session as a JSON-able dict, for ``client.import_session``.
+
+        Raises:
+            NotFoundError: the session does not exist.
+        """
+        info, messages = self._read(0)
+        if info is None:
+            raise self._not_found()
+        return export_session(info, messages)
+
+    def _not_found(self) -> NotFoundError:
+        return NotFoundError(
+            f"session {self._id!r} does not exist in namespace {self._namespace!r}",
+            namespace=self._namespace,
+            session=self._id,
+            key=self._keys.meta,
+        )
