@@ -13,7 +13,7 @@ one is generated from the async one.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 from rmem._async.client import AsyncClient
 from rmem._async.session import AsyncSession
@@ -32,8 +32,8 @@ from rmem._sync.client import Client
 from rmem._sync.session import Session
 
 try:
-    __version__ = version("rmem")
-except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = _metadata.version("rmem")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
 __all__ = [

@@ -23,22 +23,32 @@ _HEADER_PLAIN = bytes([FORMAT_V1])
 _HEADER_LZ4 = bytes([FORMAT_V1 | FLAG_LZ4])
 
 
-def pack(obj: Any, *, compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD) -> bytes:
+def pack(
+    obj: Any,
+    *,
+    compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
+    max_size: int | None = None,
+) -> bytes:
     """Encode ``obj`` (JSON-like values only) into a versioned payload.
+
+    ``max_size`` bounds the msgpack encoding before compression, so a limit means the same
+    whatever the compression ratio.
 
     Raises:
         ValidationError: ``obj`` holds a value msgpack cannot encode (an int beyond 64 bits,
-            an arbitrary object, ...).
+            an arbitrary object, ...), or its encoding is larger than ``max_size``.
     """
     try:
         body = msgpack.packb(obj, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(f"value cannot be encoded: {exc}") from None
+    if max_size is not None and len(body) > max_size:
+        raise ValidationError(f"{len(body)} bytes encoded; the limit is {max_size}")
     if len(body) >= compress_threshold:
         compressed = lz4.block.compress(body, store_size=True)
         if len(compressed) < len(body):
-            return _HEADER_LZ4 + compressed
-    return _HEADER_PLAIN + body
+            return _HEADER_LZ4 + bytes(compressed)
+    return _HEADER_PLAIN + bytes(body)
 
 
 def unpack(data: bytes) -> Any:

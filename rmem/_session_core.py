@@ -38,8 +38,13 @@ class TtlPolicy:
 
     __slots__ = ("args", "given", "sliding", "ttl_ms")
 
-    def __init__(self, ttl: float | None | Unset, sliding: bool | Unset, default_ttl: float | None,
-                 default_sliding: bool) -> None:
+    def __init__(
+        self,
+        ttl: float | Unset | None,
+        sliding: bool | Unset,
+        default_ttl: float | None,
+        default_sliding: bool,
+    ) -> None:
         self.given = ttl is not UNSET or sliding is not UNSET
         self.ttl_ms = check_ttl(default_ttl if ttl is UNSET else ttl)
         chosen = default_sliding if sliding is UNSET else sliding
@@ -78,26 +83,19 @@ def coerce_message(item: object, where: str = "message") -> Message:
     return msg
 
 
-def encode_message(msg: Message, max_bytes: int, compress_threshold: int,
-                   where: str = "message") -> bytes:
-    """Pack a validated message; refuse it when the encoding exceeds ``max_bytes``."""
+def encode_message(
+    msg: Message, max_bytes: int, compress_threshold: int, where: str = "message"
+) -> bytes:
+    """Pack a validated message; refuse it when its encoding exceeds ``max_bytes``."""
     try:
-        payload = pack(msg.to_dict(), compress_threshold=compress_threshold)
+        return pack(msg.to_dict(), compress_threshold=compress_threshold, max_size=max_bytes)
     except ValidationError as exc:
-        raise ValidationError(f"invalid {where}: {exc}") from None
-    if len(payload) > max_bytes:
-        # Compressed payloads are checked by their decoded size, so the limit means the same
-        # thing whatever the compression ratio.
-        size = len(pack(msg.to_dict(), compress_threshold=1 << 62))
-        if size > max_bytes:
-            raise ValidationError(
-                f"{where} is {size} bytes encoded; the limit is {max_bytes} (max_message_bytes)"
-            )
-    return payload
+        raise ValidationError(f"invalid {where}: {exc} (max_message_bytes)") from None
 
 
-def prepare_batch(items: Iterable[object], max_bytes: int,
-                  compress_threshold: int) -> tuple[list[Message], list[str | bytes]]:
+def prepare_batch(
+    items: Iterable[object], max_bytes: int, compress_threshold: int
+) -> tuple[list[Message], list[str | bytes]]:
     """Validate and encode every item, or raise for the first bad one (nothing is sent then).
 
     Returns the messages and the flat ``(id, payload)`` argument list for session_append.
@@ -129,8 +127,9 @@ def decode_message(payload: bytes, key: str) -> Message:
 _HEADER = 8  # count, bytes, created, updated, ttl, sliding, revision, remaining ms
 
 
-def parse_read(reply: Sequence[Any], namespace: str, session_id: str,
-               log_key: str) -> tuple[SessionInfo | None, list[Message]]:
+def parse_read(
+    reply: Sequence[Any], namespace: str, session_id: str, log_key: str
+) -> tuple[SessionInfo | None, list[Message]]:
     """Split a session_read reply into the session's info and its decoded messages."""
     if not reply:
         return None, []

@@ -36,7 +36,9 @@ SUBSTITUTIONS = [
     (r"\baclose\b", "close"),
     (r"\basyncio\.sleep\b", "time.sleep"),
 ]
-HEADER = "# Generated from rmem/_async/{name} by scripts/unasync.py: edit that file, not this one.\n"
+HEADER = (
+    "# Generated from rmem/_async/{name} by scripts/unasync.py: edit that file, not this one.\n"
+)
 PACKAGE_DOC = '"""Sync implementation, generated from ``rmem/_async`` by scripts/unasync.py."""\n'
 
 
@@ -67,9 +69,7 @@ def main(argv: list[str]) -> int:
         for p, text in files.items()
         if not p.exists() or p.read_text(encoding="utf-8") != text
     )
-    extra = sorted(
-        str(p.relative_to(ROOT)) for p in TARGET.glob("*.py") if p not in files
-    )
+    extra = sorted(str(p.relative_to(ROOT)) for p in TARGET.glob("*.py") if p not in files)
     if check:
         if stale or extra:
             print("rmem/_sync is out of date; run: python scripts/unasync.py", file=sys.stderr)

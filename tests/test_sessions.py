@@ -38,7 +38,7 @@ def test_unknown_fields_and_structured_content_round_trip(api: Api) -> None:
         "content": [{"type": "output_text", "text": "ok", "annotations": []}],
         "type": "message",
         "status": "completed",
-        "tool_calls": [{"id": "call_1", "function": {"name": "f", "arguments": "{\"a\": 1}"}}],
+        "tool_calls": [{"id": "call_1", "function": {"name": "f", "arguments": '{"a": 1}'}}],
         "name": "bot",
         "metadata": {"score": 0.5, "nested": {"ok": True, "none": None}},
         "unicode": "héllo ✓ 😀",

@@ -28,7 +28,10 @@ class AsyncClient:
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, _backend: AsyncBackend | None = None,
+        self,
+        settings: Settings | None = None,
+        *,
+        _backend: AsyncBackend | None = None,
         _namespace: str | None = None,
     ) -> None:
         self._backend = _backend or AsyncBackend(settings or Settings())
@@ -78,7 +81,7 @@ class AsyncClient:
         self,
         session_id: str,
         *,
-        ttl: float | None | Unset = UNSET,
+        ttl: float | Unset | None = UNSET,
         sliding: bool | Unset = UNSET,
     ) -> AsyncSession:
         """Return a handle on session ``session_id`` (no I/O).
@@ -130,7 +133,9 @@ class AsyncClient:
 
     async def _unlist_sessions(self, entries: Sequence[tuple[str, int]]) -> None:
         args = [value for sid, score in entries for value in (sid, score)]
-        await self._backend.run(_lua.SESSIONS_PRUNE, (self._index,), args, namespace=self._namespace)
+        await self._backend.run(
+            _lua.SESSIONS_PRUNE, (self._index,), args, namespace=self._namespace
+        )
 
     async def import_session(
         self, data: dict[str, Any], *, session_id: str | None = None
@@ -203,5 +208,3 @@ def _module_name(entry: Any) -> str:
         items = list(entry)
         name = items[items.index(b"name") + 1] if b"name" in items else b""
     return name.decode() if isinstance(name, bytes) else str(name)
-
-

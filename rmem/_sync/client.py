@@ -29,7 +29,10 @@ class Client:
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, _backend: Backend | None = None,
+        self,
+        settings: Settings | None = None,
+        *,
+        _backend: Backend | None = None,
         _namespace: str | None = None,
     ) -> None:
         self._backend = _backend or Backend(settings or Settings())
@@ -79,7 +82,7 @@ class Client:
         self,
         session_id: str,
         *,
-        ttl: float | None | Unset = UNSET,
+        ttl: float | Unset | None = UNSET,
         sliding: bool | Unset = UNSET,
     ) -> Session:
         """Return a handle on session ``session_id`` (no I/O).
@@ -131,7 +134,9 @@ class Client:
 
     def _unlist_sessions(self, entries: Sequence[tuple[str, int]]) -> None:
         args = [value for sid, score in entries for value in (sid, score)]
-        self._backend.run(_lua.SESSIONS_PRUNE, (self._index,), args, namespace=self._namespace)
+        self._backend.run(
+            _lua.SESSIONS_PRUNE, (self._index,), args, namespace=self._namespace
+        )
 
     def import_session(
         self, data: dict[str, Any], *, session_id: str | None = None
@@ -204,5 +209,3 @@ def _module_name(entry: Any) -> str:
         items = list(entry)
         name = items[items.index(b"name") + 1] if b"name" in items else b""
     return name.decode() if isinstance(name, bytes) else str(name)
-
-
