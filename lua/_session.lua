@@ -20,10 +20,8 @@ local function apply_ttl(ttl, sliding, anchor)
   end
 end
 
--- Apply the TTL policy stored in the meta hash (reads, pops, clears use this).
-local function apply_stored_ttl(meta, touch_only_sliding)
+-- Apply the TTL policy stored in the meta hash (pops and clears use this).
+local function apply_stored_ttl(meta)
   local p = redis.call('HMGET', meta, 'ttl', 'sliding', 'anchor')
-  local ttl, sliding = tonumber(p[1]) or 0, tonumber(p[2]) or 0
-  if touch_only_sliding and (ttl == 0 or sliding == 0) then return end
-  apply_ttl(ttl, sliding, tonumber(p[3]) or 0)
+  apply_ttl(tonumber(p[1]) or 0, tonumber(p[2]) or 0, tonumber(p[3]) or 0)
 end

@@ -9,5 +9,5 @@ local removed = tonumber(redis.call('HGET', meta, 'count')) or 0
 redis.call('DEL', log, ids)
 redis.call('HSET', meta, 'count', 0, 'bytes', 0, 'updated', now_ms())
 redis.call('HINCRBY', meta, 'rev', 1)
-apply_stored_ttl(meta, false)
+apply_stored_ttl(meta)
 return removed

@@ -11,7 +11,7 @@ from rmem._ids import new_id
 
 __all__ = ["Health", "Message", "SessionInfo"]
 
-_MESSAGE_FIELDS = ("id", "role", "content", "created_at", "name", "metadata")
+_FIELD_SET = frozenset(("id", "role", "content", "created_at", "name", "metadata"))
 
 
 class Message(BaseModel):
@@ -66,8 +66,26 @@ class Message(BaseModel):
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> Message:
-        """Rebuild a message from a dict rmem stored itself (already validated on the way in)."""
-        return cls.model_construct(**data)
+        """Rebuild a message from a dict rmem stored itself (validated on the way in).
+
+        Skips validation: reading 20 messages is on every agent turn's path, and pydantic's
+        ``model_construct`` costs twice what setting the instance state directly does.
+        """
+        msg = cls.__new__(cls)
+        fields = {
+            "role": data["role"],
+            "content": data.get("content"),
+            "id": data["id"],
+            "created_at": data.get("created_at", 0.0),
+            "name": data.get("name"),
+            "metadata": data.get("metadata"),
+        }
+        extra = {k: v for k, v in data.items() if k not in _FIELD_SET} if len(data) > 4 else {}
+        object.__setattr__(msg, "__dict__", fields)
+        object.__setattr__(msg, "__pydantic_extra__", extra)
+        object.__setattr__(msg, "__pydantic_fields_set__", set(fields))
+        object.__setattr__(msg, "__pydantic_private__", None)
+        return msg
 
 
 class SessionInfo(BaseModel):

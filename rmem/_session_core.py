@@ -124,6 +124,17 @@ def decode_message(payload: bytes, key: str) -> Message:
     return Message.from_stored(data)
 
 
+def decode_entries(entries: Sequence[Any], key: str, *, newest_first: bool) -> list[Message]:
+    """Decode raw stream entries (``[id, [b"i", msg_id, b"d", payload]]``), oldest first."""
+    if newest_first:
+        entries = entries[::-1]
+    try:
+        payloads = [entry[1][3] for entry in entries]
+    except (IndexError, TypeError):
+        raise CorruptDataError(f"an entry of {key} is not an rmem message", key=key) from None
+    return [decode_message(p, key) for p in payloads]
+
+
 _HEADER = 8  # count, bytes, created, updated, ttl, sliding, revision, remaining ms
 
 

@@ -11,6 +11,7 @@ from rmem._errors import ValidationError
 
 MAX_SESSION_ID_LENGTH = 256
 MAX_NAMESPACE_LENGTH = 128
+MAX_TTL = 10 * 365 * 24 * 3600  # seconds
 
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
 # C0 and C1 control characters, DEL, and the Unicode line/paragraph separators.
@@ -62,10 +63,10 @@ def check_ttl(ttl: object) -> int:
         raise ValidationError(f"ttl must be seconds (int or float) or None, not {ttl!r}")
     if not math.isfinite(ttl) or ttl <= 0:
         raise ValidationError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
-    ms = math.ceil(ttl * 1000)
-    if ms > 2**47:  # far beyond any real use; keeps the arithmetic in Lua exact
-        raise ValidationError(f"ttl {ttl!r} is too large")
-    return ms
+    if ttl > MAX_TTL:
+        # Lua formats numbers with 14 significant digits: a bound keeps deadlines exact.
+        raise ValidationError(f"ttl {ttl!r} is too large (at most {MAX_TTL} seconds, 10 years)")
+    return math.ceil(ttl * 1000)
 
 
 def check_plain(value: Any, where: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -15,6 +15,18 @@ from rmem._lua import Script
 from rmem._settings import Settings, redacted
 
 Arg = str | bytes | int | float
+
+
+class ScriptCall(NamedTuple):
+    """One script run inside a pipeline (see :meth:`AsyncBackend.pipeline`)."""
+
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Arg]
+
+
+def _raw(response: Any, **options: Any) -> Any:
+    return response
 
 
 class AsyncBackend:
@@ -39,6 +51,10 @@ class AsyncBackend:
         kwargs = pool.connection_kwargs
         self.where = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
         self.redis = Redis(connection_pool=pool, retry=no_retry)
+        # Stream replies stay as hiredis gives them (nested lists): rmem reads one field per
+        # entry, and redis-py's default turns every entry into a dict first.
+        for command in ("XRANGE", "XREVRANGE"):
+            self.redis.set_response_callback(command, _raw)
 
     async def run(
         self,
@@ -83,6 +99,47 @@ class AsyncBackend:
                 return list(await pipe.execute())
         except (RedisError, OSError) as exc:
             raise from_redis_error(exc, self.where, namespace=namespace) from exc
+
+    async def pipeline(
+        self,
+        steps: Sequence[ScriptCall | Sequence[Arg]],
+        *,
+        namespace: str | None = None,
+        session: str | None = None,
+    ) -> list[Any]:
+        """Run steps in one round trip (no transaction); return their replies in order.
+
+        A :class:`ScriptCall` step runs as EVALSHA. If the server does not know a script yet,
+        the scripts are loaded and the whole pipeline is sent once more, so only idempotent
+        steps belong here.
+        """
+        for attempt in (1, 2):
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for step in steps:
+                        if isinstance(step, ScriptCall):
+                            pipe.execute_command(
+                                "EVALSHA", step.script.sha, len(step.keys), *step.keys, *step.args
+                            )
+                        else:
+                            pipe.execute_command(*step)
+                    replies = list(await pipe.execute(raise_on_error=False))
+            except (RedisError, OSError) as exc:
+                raise from_redis_error(
+                    exc, self.where, namespace=namespace, session=session
+                ) from exc
+            failed = [r for r in replies if isinstance(r, Exception)]
+            if not failed:
+                return replies
+            if attempt == 1 and all(isinstance(r, NoScriptError) for r in failed):
+                for step in steps:
+                    if isinstance(step, ScriptCall):
+                        await self.call("SCRIPT", "LOAD", step.script.source)
+                continue
+            raise from_redis_error(
+                failed[0], self.where, namespace=namespace, session=session
+            ) from failed[0]
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
         """Close every connection of the pool."""

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rmem import _lua
+from rmem._async._backend import Arg, ScriptCall
 from rmem._errors import NotFoundError
 from rmem._keys import session_keys
 from rmem._models import Message, SessionInfo
@@ -13,6 +14,7 @@ from rmem._session_core import (
     TtlPolicy,
     check_last,
     coerce_message,
+    decode_entries,
     decode_message,
     encode_message,
     export_session,
@@ -99,16 +101,20 @@ class AsyncSession:
             await self._append(args)
         return batch
 
-    async def _read(self, count: int) -> tuple[SessionInfo | None, list[Message]]:
+    async def _read(self, with_messages: bool) -> tuple[SessionInfo | None, list[Message]]:
         reply = await self._backend.run(
-            _lua.SESSION_READ, self._keys, (count,), namespace=self._namespace, session=self._id
+            _lua.SESSION_READ,
+            self._keys,
+            (int(with_messages),),
+            namespace=self._namespace,
+            session=self._id,
         )
         return parse_read(reply, self._namespace, self._id, self._keys.log)
 
     async def messages(self, last: int | None = None) -> list[Message]:
         """Return the messages, oldest first: all of them, or only the ``last`` N.
 
-        Returns an empty list when the session does not exist.
+        Returns an empty list when the session does not exist. Restarts a sliding TTL.
 
         Raises:
             ValidationError: ``last`` is not a non-negative int.
@@ -117,7 +123,16 @@ class AsyncSession:
         count = check_last(last)
         if count == 0 and last == 0:
             return []
-        return (await self._read(count))[1]
+        if count:
+            read: tuple[Arg, ...] = ("XREVRANGE", self._keys.log, "+", "-", "COUNT", count)
+        else:
+            read = ("XRANGE", self._keys.log, "-", "+")
+        entries, _ = await self._backend.pipeline(
+            (read, ScriptCall(_lua.SESSION_TOUCH, self._keys, ())),
+            namespace=self._namespace,
+            session=self._id,
+        )
+        return decode_entries(entries, self._keys.log, newest_first=bool(count))
 
     async def pop(self) -> Message | None:
         """Remove and return the newest message atomically; None when there is none."""
@@ -134,14 +149,14 @@ class AsyncSession:
         Raises:
             NotFoundError: the session does not exist (never written, deleted or expired).
         """
-        info, _ = await self._read(-1)
+        info, _ = await self._read(False)
         if info is None:
             raise self._not_found()
         return info
 
     async def count(self) -> int:
         """Return how many messages the session holds (0 when it does not exist)."""
-        info, _ = await self._read(-1)
+        info, _ = await self._read(False)
         return 0 if info is None else info.message_count
 
     async def exists(self) -> bool:
@@ -151,7 +166,7 @@ class AsyncSession:
     async def touch(self) -> bool:
         """Restart a sliding TTL without reading; False when the session does not exist."""
         reply = await self._backend.run(
-            _lua.SESSION_EXPIRE, self._keys, (0, -1, 1), namespace=self._namespace, session=self._id
+            _lua.SESSION_TOUCH, self._keys, (), namespace=self._namespace, session=self._id
         )
         return bool(reply)
 
@@ -168,7 +183,7 @@ class AsyncSession:
         reply = await self._backend.run(
             _lua.SESSION_EXPIRE,
             self._keys,
-            (ttl_ms, -1, 0),
+            (ttl_ms, -1),
             namespace=self._namespace,
             session=self._id,
         )
@@ -206,7 +221,7 @@ class AsyncSession:
         Raises:
             NotFoundError: the session does not exist.
         """
-        info, messages = await self._read(0)
+        info, messages = await self._read(True)
         if info is None:
             raise self._not_found()
         return export_session(info, messages)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rmem import _lua
+from rmem._sync._backend import Arg, ScriptCall
 from rmem._errors import NotFoundError
 from rmem._keys import session_keys
 from rmem._models import Message, SessionInfo
@@ -14,6 +15,7 @@ from rmem._session_core import (
     TtlPolicy,
     check_last,
     coerce_message,
+    decode_entries,
     decode_message,
     encode_message,
     export_session,
@@ -100,16 +102,20 @@ class Session:
             self._append(args)
         return batch
 
-    def _read(self, count: int) -> tuple[SessionInfo | None, list[Message]]:
+    def _read(self, with_messages: bool) -> tuple[SessionInfo | None, list[Message]]:
         reply = self._backend.run(
-            _lua.SESSION_READ, self._keys, (count,), namespace=self._namespace, session=self._id
+            _lua.SESSION_READ,
+            self._keys,
+            (int(with_messages),),
+            namespace=self._namespace,
+            session=self._id,
         )
         return parse_read(reply, self._namespace, self._id, self._keys.log)
 
     def messages(self, last: int | None = None) -> list[Message]:
         """Return the messages, oldest first: all of them, or only the ``last`` N.
 
-        Returns an empty list when the session does not exist.
+        Returns an empty list when the session does not exist. Restarts a sliding TTL.
 
         Raises:
             ValidationError: ``last`` is not a non-negative int.
@@ -118,7 +124,16 @@ class Session:
         count = check_last(last)
         if count == 0 and last == 0:
             return []
-        return (self._read(count))[1]
+        if count:
+            read: tuple[Arg, ...] = ("XREVRANGE", self._keys.log, "+", "-", "COUNT", count)
+        else:
+            read = ("XRANGE", self._keys.log, "-", "+")
+        entries, _ = self._backend.pipeline(
+            (read, ScriptCall(_lua.SESSION_TOUCH, self._keys, ())),
+            namespace=self._namespace,
+            session=self._id,
+        )
+        return decode_entries(entries, self._keys.log, newest_first=bool(count))
 
     def pop(self) -> Message | None:
         """Remove and return the newest message atomically; None when there is none."""
@@ -135,14 +150,14 @@ class Session:
         Raises:
             NotFoundError: the session does not exist (never written, deleted or expired).
         """
-        info, _ = self._read(-1)
+        info, _ = self._read(False)
         if info is None:
             raise self._not_found()
         return info
 
     def count(self) -> int:
         """Return how many messages the session holds (0 when it does not exist)."""
-        info, _ = self._read(-1)
+        info, _ = self._read(False)
         return 0 if info is None else info.message_count
 
     def exists(self) -> bool:
@@ -152,7 +167,7 @@ class Session:
     def touch(self) -> bool:
         """Restart a sliding TTL without reading; False when the session does not exist."""
         reply = self._backend.run(
-            _lua.SESSION_EXPIRE, self._keys, (0, -1, 1), namespace=self._namespace, session=self._id
+            _lua.SESSION_TOUCH, self._keys, (), namespace=self._namespace, session=self._id
         )
         return bool(reply)
 
@@ -169,7 +184,7 @@ class Session:
         reply = self._backend.run(
             _lua.SESSION_EXPIRE,
             self._keys,
-            (ttl_ms, -1, 0),
+            (ttl_ms, -1),
             namespace=self._namespace,
             session=self._id,
         )
@@ -207,7 +222,7 @@ class Session:
         Raises:
             NotFoundError: the session does not exist.
         """
-        info, messages = self._read(0)
+        info, messages = self._read(True)
         if info is None:
             raise self._not_found()
         return export_session(info, messages)
