@@ -66,26 +66,39 @@ class Message(BaseModel):
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> Message:
-        """Rebuild a message from a dict rmem stored itself (validated on the way in).
+        """Rebuild a message from a dict rmem stored itself (validated on the way in)."""
+        return cls.from_stored_many([data])[0]
 
-        Skips validation: reading 20 messages is on every agent turn's path, and pydantic's
-        ``model_construct`` costs twice what setting the instance state directly does.
+    @classmethod
+    def from_stored_many(cls, items: list[dict[str, Any]]) -> list[Message]:
+        """Rebuild messages from dicts rmem stored itself, skipping validation.
+
+        Reading the last 20 messages is on every agent turn's path; setting instance state
+        directly costs half of pydantic's ``model_construct``.
         """
-        msg = cls.__new__(cls)
-        fields = {
-            "role": data["role"],
-            "content": data.get("content"),
-            "id": data["id"],
-            "created_at": data.get("created_at", 0.0),
-            "name": data.get("name"),
-            "metadata": data.get("metadata"),
-        }
-        extra = {k: v for k, v in data.items() if k not in _FIELD_SET} if len(data) > 4 else {}
-        object.__setattr__(msg, "__dict__", fields)
-        object.__setattr__(msg, "__pydantic_extra__", extra)
-        object.__setattr__(msg, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(msg, "__pydantic_private__", None)
-        return msg
+        new, set_state, fields_of = cls.__new__, object.__setattr__, _FIELD_SET
+        out = []
+        for data in items:
+            get = data.get
+            msg = new(cls)
+            state = {
+                "role": data["role"],
+                "content": get("content"),
+                "id": data["id"],
+                "created_at": get("created_at", 0.0),
+                "name": get("name"),
+                "metadata": get("metadata"),
+            }
+            set_state(msg, "__dict__", state)
+            set_state(
+                msg,
+                "__pydantic_extra__",
+                {k: v for k, v in data.items() if k not in fields_of} if len(data) > 4 else {},
+            )
+            set_state(msg, "__pydantic_fields_set__", set(state))
+            set_state(msg, "__pydantic_private__", None)
+            out.append(msg)
+        return out
 
 
 class SessionInfo(BaseModel):

@@ -113,15 +113,23 @@ def prepare_batch(
     return messages, args
 
 
+def decode_messages(payloads: Sequence[bytes], key: str) -> list[Message]:
+    """Decode stored payloads into Messages, naming ``key`` when one is damaged."""
+    items = []
+    for payload in payloads:
+        try:
+            data = unpack(payload)
+        except CorruptDataError as exc:
+            raise CorruptDataError(f"message in {key} is corrupt: {exc}", key=key) from None
+        if type(data) is not dict or type(data.get("role")) is not str or "id" not in data:
+            raise CorruptDataError(f"message in {key} is not an rmem message", key=key)
+        items.append(data)
+    return Message.from_stored_many(items)
+
+
 def decode_message(payload: bytes, key: str) -> Message:
-    """Decode a stored payload into a Message, naming ``key`` when it is damaged."""
-    try:
-        data = unpack(payload)
-    except CorruptDataError as exc:
-        raise CorruptDataError(f"message in {key} is corrupt: {exc}", key=key) from None
-    if not isinstance(data, dict) or not isinstance(data.get("role"), str) or "id" not in data:
-        raise CorruptDataError(f"message in {key} is not an rmem message", key=key)
-    return Message.from_stored(data)
+    """Decode one stored payload into a Message, naming ``key`` when it is damaged."""
+    return decode_messages([payload], key)[0]
 
 
 def decode_entries(entries: Sequence[Any], key: str, *, newest_first: bool) -> list[Message]:
@@ -132,7 +140,7 @@ def decode_entries(entries: Sequence[Any], key: str, *, newest_first: bool) -> l
         payloads = [entry[1][3] for entry in entries]
     except (IndexError, TypeError):
         raise CorruptDataError(f"an entry of {key} is not an rmem message", key=key) from None
-    return [decode_message(p, key) for p in payloads]
+    return decode_messages(payloads, key)
 
 
 _HEADER = 8  # count, bytes, created, updated, ttl, sliding, revision, remaining ms
@@ -157,7 +165,7 @@ def parse_read(
         sliding=bool(int(sliding)),
         revision=int(rev),
     )
-    return info, [decode_message(p, log_key) for p in reply[_HEADER:]]
+    return info, decode_messages(reply[_HEADER:], log_key)
 
 
 def check_last(last: object) -> int:

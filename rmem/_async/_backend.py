@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from rmem._errors import from_redis_error
 from rmem._lua import Script
@@ -27,6 +27,13 @@ class ScriptCall(NamedTuple):
 
 def _raw(response: Any, **options: Any) -> Any:
     return response
+
+
+def _first_key(steps: Sequence[ScriptCall | Sequence[Arg]]) -> str | None:
+    for step in steps:
+        if isinstance(step, ScriptCall) and step.keys:
+            return step.keys[0]
+    return None
 
 
 class AsyncBackend:
@@ -65,21 +72,15 @@ class AsyncBackend:
         namespace: str | None = None,
         session: str | None = None,
     ) -> Any:
-        """Run ``script`` with EVALSHA, loading it once if the server does not know it yet."""
-        try:
-            try:
-                return await self.redis.execute_command(
-                    "EVALSHA", script.sha, len(keys), *keys, *args
-                )
-            except NoScriptError:
-                await self.redis.execute_command("SCRIPT", "LOAD", script.source)
-                return await self.redis.execute_command(
-                    "EVALSHA", script.sha, len(keys), *keys, *args
-                )
-        except (RedisError, OSError) as exc:
-            raise from_redis_error(
-                exc, self.where, namespace=namespace, session=session, key=keys[0]
-            ) from exc
+        """Run ``script`` with EVALSHA, loading it once if the server does not know it yet.
+
+        A script refused with NOSCRIPT did not run, so sending it again is safe even for
+        operations that are not idempotent (``pop``).
+        """
+        replies = await self.pipeline(
+            (ScriptCall(script, keys, args),), namespace=namespace, session=session
+        )
+        return replies[0]
 
     async def call(self, *command: Arg, namespace: str | None = None) -> Any:
         """Run one plain Redis command."""
@@ -107,26 +108,24 @@ class AsyncBackend:
         namespace: str | None = None,
         session: str | None = None,
     ) -> list[Any]:
-        """Run steps in one round trip (no transaction); return their replies in order.
+        """Run steps in one round trip (no transaction); return their raw replies in order.
 
         A :class:`ScriptCall` step runs as EVALSHA. If the server does not know a script yet,
-        the scripts are loaded and the whole pipeline is sent once more, so only idempotent
-        steps belong here.
+        the scripts are loaded and every step is sent once more, so only idempotent steps
+        belong here. Replies are not post-processed by redis-py's response callbacks.
         """
+        commands = [
+            ("EVALSHA", s.script.sha, len(s.keys), *s.keys, *s.args)
+            if isinstance(s, ScriptCall)
+            else tuple(s)
+            for s in steps
+        ]
         for attempt in (1, 2):
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for step in steps:
-                        if isinstance(step, ScriptCall):
-                            pipe.execute_command(
-                                "EVALSHA", step.script.sha, len(step.keys), *step.keys, *step.args
-                            )
-                        else:
-                            pipe.execute_command(*step)
-                    replies = list(await pipe.execute(raise_on_error=False))
+                replies = await self._round_trip(commands)
             except (RedisError, OSError) as exc:
                 raise from_redis_error(
-                    exc, self.where, namespace=namespace, session=session
+                    exc, self.where, namespace=namespace, session=session, key=_first_key(steps)
                 ) from exc
             failed = [r for r in replies if isinstance(r, Exception)]
             if not failed:
@@ -137,9 +136,31 @@ class AsyncBackend:
                         await self.call("SCRIPT", "LOAD", step.script.source)
                 continue
             raise from_redis_error(
-                failed[0], self.where, namespace=namespace, session=session
+                failed[0], self.where, namespace=namespace, session=session, key=_first_key(steps)
             ) from failed[0]
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _round_trip(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        # Sends the commands in one write and reads one reply each, on one pooled connection.
+        # redis-py's Pipeline does the same with several times the Python work per call, and
+        # the read path runs on every agent turn.
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()
+        try:
+            await conn.send_packed_command(conn.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)  # the connection stays in step: the reply was read
+            return replies
+        except BaseException:
+            # Replies may still be in flight: this connection cannot be reused.
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
 
     async def aclose(self) -> None:
         """Close every connection of the pool."""

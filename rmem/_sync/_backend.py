@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from redis import BlockingConnectionPool, Redis
 from redis.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from rmem._errors import from_redis_error
 from rmem._lua import Script
@@ -28,6 +28,13 @@ class ScriptCall(NamedTuple):
 
 def _raw(response: Any, **options: Any) -> Any:
     return response
+
+
+def _first_key(steps: Sequence[ScriptCall | Sequence[Arg]]) -> str | None:
+    for step in steps:
+        if isinstance(step, ScriptCall) and step.keys:
+            return step.keys[0]
+    return None
 
 
 class Backend:
@@ -66,21 +73,15 @@ class Backend:
         namespace: str | None = None,
         session: str | None = None,
     ) -> Any:
-        """Run ``script`` with EVALSHA, loading it once if the server does not know it yet."""
-        try:
-            try:
-                return self.redis.execute_command(
-                    "EVALSHA", script.sha, len(keys), *keys, *args
-                )
-            except NoScriptError:
-                self.redis.execute_command("SCRIPT", "LOAD", script.source)
-                return self.redis.execute_command(
-                    "EVALSHA", script.sha, len(keys), *keys, *args
-                )
-        except (RedisError, OSError) as exc:
-            raise from_redis_error(
-                exc, self.where, namespace=namespace, session=session, key=keys[0]
-            ) from exc
+        """Run ``script`` with EVALSHA, loading it once if the server does not know it yet.
+
+        A script refused with NOSCRIPT did not run, so sending it again is safe even for
+        operations that are not idempotent (``pop``).
+        """
+        replies = self.pipeline(
+            (ScriptCall(script, keys, args),), namespace=namespace, session=session
+        )
+        return replies[0]
 
     def call(self, *command: Arg, namespace: str | None = None) -> Any:
         """Run one plain Redis command."""
@@ -108,26 +109,24 @@ class Backend:
         namespace: str | None = None,
         session: str | None = None,
     ) -> list[Any]:
-        """Run steps in one round trip (no transaction); return their replies in order.
+        """Run steps in one round trip (no transaction); return their raw replies in order.
 
         A :class:`ScriptCall` step runs as EVALSHA. If the server does not know a script yet,
-        the scripts are loaded and the whole pipeline is sent once more, so only idempotent
-        steps belong here.
+        the scripts are loaded and every step is sent once more, so only idempotent steps
+        belong here. Replies are not post-processed by redis-py's response callbacks.
         """
+        commands = [
+            ("EVALSHA", s.script.sha, len(s.keys), *s.keys, *s.args)
+            if isinstance(s, ScriptCall)
+            else tuple(s)
+            for s in steps
+        ]
         for attempt in (1, 2):
             try:
-                with self.redis.pipeline(transaction=False) as pipe:
-                    for step in steps:
-                        if isinstance(step, ScriptCall):
-                            pipe.execute_command(
-                                "EVALSHA", step.script.sha, len(step.keys), *step.keys, *step.args
-                            )
-                        else:
-                            pipe.execute_command(*step)
-                    replies = list(pipe.execute(raise_on_error=False))
+                replies = self._round_trip(commands)
             except (RedisError, OSError) as exc:
                 raise from_redis_error(
-                    exc, self.where, namespace=namespace, session=session
+                    exc, self.where, namespace=namespace, session=session, key=_first_key(steps)
                 ) from exc
             failed = [r for r in replies if isinstance(r, Exception)]
             if not failed:
@@ -138,9 +137,31 @@ class Backend:
                         self.call("SCRIPT", "LOAD", step.script.source)
                 continue
             raise from_redis_error(
-                failed[0], self.where, namespace=namespace, session=session
+                failed[0], self.where, namespace=namespace, session=session, key=_first_key(steps)
             ) from failed[0]
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _round_trip(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        # Sends the commands in one write and reads one reply each, on one pooled connection.
+        # redis-py's Pipeline does the same with several times the Python work per call, and
+        # the read path runs on every agent turn.
+        pool = self.redis.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)  # the connection stays in step: the reply was read
+            return replies
+        except BaseException:
+            # Replies may still be in flight: this connection cannot be reused.
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
 
     def close(self) -> None:
         """Close every connection of the pool."""
