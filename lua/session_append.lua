@@ -50,9 +50,11 @@ if added > 0 then
     if created_ms == 0 then created_ms = now end
     redis.call('HSET', meta, 'v', 1, 'created', created_ms, 'anchor', anchor, 'count', count,
       'bytes', bytes, 'rev', rev, 'updated', now, 'ttl', ttl, 'sliding', sliding)
-  else
+  elseif ARGV[1] == '1' then
     redis.call('HSET', meta, 'count', count, 'bytes', bytes, 'rev', rev, 'updated', now,
       'ttl', ttl, 'sliding', sliding)
+  else
+    redis.call('HSET', meta, 'count', count, 'bytes', bytes, 'rev', rev, 'updated', now)
   end
 elseif created == 1 then
   return redis.error_reply('RMEM_ARGS session_append found ids of a session that does not exist')

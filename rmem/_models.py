@@ -71,31 +71,33 @@ class Message(BaseModel):
 
     @classmethod
     def from_stored_many(cls, items: list[dict[str, Any]]) -> list[Message]:
-        """Rebuild messages from dicts rmem stored itself, skipping validation.
+        """Rebuild messages from dicts rmem stored itself (taking ownership), skipping validation.
 
         Reading the last 20 messages is on every agent turn's path; setting instance state
         directly costs half of pydantic's ``model_construct``.
         """
         new, set_state, fields_of = cls.__new__, object.__setattr__, _FIELD_SET
+        all_fields = set(_FIELD_SET)
         out = []
         for data in items:
-            get = data.get
             msg = new(cls)
-            state = {
-                "role": data["role"],
-                "content": get("content"),
-                "id": data["id"],
-                "created_at": get("created_at", 0.0),
-                "name": get("name"),
-                "metadata": get("metadata"),
-            }
+            if data.keys() <= fields_of:
+                # The decoded dict is ours: it becomes the instance state as it is.
+                state, extra = data, {}
+                if len(state) < 6:
+                    state.setdefault("content", None)
+                    state.setdefault("name", None)
+                    state.setdefault("metadata", None)
+            else:
+                extra = {k: v for k, v in data.items() if k not in fields_of}
+                state = {k: v for k, v in data.items() if k in fields_of}
+                state.setdefault("content", None)
+                state.setdefault("name", None)
+                state.setdefault("metadata", None)
+            state.setdefault("created_at", 0.0)
             set_state(msg, "__dict__", state)
-            set_state(
-                msg,
-                "__pydantic_extra__",
-                {k: v for k, v in data.items() if k not in fields_of} if len(data) > 4 else {},
-            )
-            set_state(msg, "__pydantic_fields_set__", set(state))
+            set_state(msg, "__pydantic_extra__", extra)
+            set_state(msg, "__pydantic_fields_set__", all_fields.copy())
             set_state(msg, "__pydantic_private__", None)
             out.append(msg)
         return out

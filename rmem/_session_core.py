@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError as PydanticValidationError
 
-from rmem._codec import pack, unpack
+from rmem._codec import pack, unpack_many
 from rmem._errors import CorruptDataError, ValidationError
 from rmem._models import Message, SessionInfo
 from rmem._validate import check_plain, check_ttl
@@ -115,15 +115,13 @@ def prepare_batch(
 
 def decode_messages(payloads: Sequence[bytes], key: str) -> list[Message]:
     """Decode stored payloads into Messages, naming ``key`` when one is damaged."""
-    items = []
-    for payload in payloads:
-        try:
-            data = unpack(payload)
-        except CorruptDataError as exc:
-            raise CorruptDataError(f"message in {key} is corrupt: {exc}", key=key) from None
+    try:
+        items = unpack_many(payloads)
+    except CorruptDataError as exc:
+        raise CorruptDataError(f"message in {key} is corrupt: {exc}", key=key) from None
+    for data in items:
         if type(data) is not dict or type(data.get("role")) is not str or "id" not in data:
             raise CorruptDataError(f"message in {key} is not an rmem message", key=key)
-        items.append(data)
     return Message.from_stored_many(items)
 
 
