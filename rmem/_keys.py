@@ -6,7 +6,7 @@ one slot (one shard on Redis Cluster):
 - a session's keys share ``{<namespace>/<session id>}``:
   ``rmem:{ns/sid}:meta`` (hash: counts, bytes, times, TTL policy, revision),
   ``rmem:{ns/sid}:log`` (stream of packed messages, fields ``i`` = message id, ``d`` = payload),
-  ``rmem:{ns/sid}:ids`` (hash: message id -> stream entry id, for dedupe and pop);
+  ``rmem:{ns/sid}:ids`` (hash: the set of stored message ids, for dedupe and pop);
 - a namespace's own keys share ``{<namespace>}``: ``rmem:{ns}:sessions`` (sorted set of session
   ids scored by creation time, so listing sessions needs no SCAN).
 
