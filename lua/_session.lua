@@ -2,10 +2,7 @@
 -- The meta hash holds: v (format), created, updated, anchor (ms the absolute TTL counts from),
 -- count, bytes, rev (revision), ttl (ms, 0 = keep forever), sliding (0|1).
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--!include _time.lua
 
 -- Give every key of the session the same expiry, so a history never expires in part.
 local function apply_ttl(ttl, sliding, anchor)

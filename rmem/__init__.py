@@ -1,7 +1,8 @@
 """rmem: Redis-native distributed memory for AI agents.
 
-Sessions (conversation histories) shared by every process that opens them, stored in Redis and
-written atomically by Lua scripts. ``Client`` and ``AsyncClient`` have the same methods; the sync
+Sessions (conversation histories) shared by every process that opens them, and long-term
+memories searched by meaning and by words, stored in Redis and written atomically by Lua
+scripts. ``Client`` and ``AsyncClient`` have the same methods; the sync
 one is generated from the async one.
 
     import rmem
@@ -16,20 +17,25 @@ from __future__ import annotations
 import importlib.metadata as _metadata
 
 from rmem._async.client import AsyncClient
+from rmem._async.memories import AsyncMemories
 from rmem._async.session import AsyncSession
 from rmem._errors import (
     BackendError,
     CorruptDataError,
     NotFoundError,
     RmemError,
+    SchemaMismatchError,
     ServerError,
     UnavailableError,
     ValidationError,
 )
+from rmem._memory_core import MemoryRecord, SearchHit
 from rmem._models import Health, Message, SessionInfo
 from rmem._settings import Settings
 from rmem._sync.client import Client
+from rmem._sync.memories import Memories
 from rmem._sync.session import Session
+from rmem.embedders import Embedder
 
 try:
     __version__ = _metadata.version("rmem")
@@ -38,14 +44,20 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
 
 __all__ = [
     "AsyncClient",
+    "AsyncMemories",
     "AsyncSession",
     "BackendError",
     "Client",
     "CorruptDataError",
+    "Embedder",
     "Health",
+    "Memories",
+    "MemoryRecord",
     "Message",
     "NotFoundError",
     "RmemError",
+    "SchemaMismatchError",
+    "SearchHit",
     "ServerError",
     "Session",
     "SessionInfo",

@@ -8,6 +8,7 @@ Every error rmem raises is an :class:`RmemError`; raw redis-py exceptions never 
     ├── UnavailableError       Redis cannot be reached; names the host
     ├── CorruptDataError       a payload in Redis cannot be decoded; names the key
     ├── BackendError           Redis answered with an error rmem did not expect
+    ├── SchemaMismatchError    a namespace's search index has another dimension or schema
     └── ServerError            the embedded Redis server could not start or stop
 
 Errors carry context (``namespace``, ``session``, ``key``) as attributes where it applies.
@@ -20,6 +21,7 @@ __all__ = [
     "CorruptDataError",
     "NotFoundError",
     "RmemError",
+    "SchemaMismatchError",
     "ServerError",
     "UnavailableError",
     "ValidationError",
@@ -67,6 +69,21 @@ class CorruptDataError(RmemError):
 
 class BackendError(RmemError):
     """Redis answered with an error that rmem does not map to a more specific class."""
+
+
+class SchemaMismatchError(RmemError):
+    """The search index of a namespace exists with a schema this client cannot use.
+
+    Raised instead of searching an index that would silently return nothing (another vector
+    dimension, distance metric or field type). ``expected`` and ``found`` describe both sides.
+    """
+
+    def __init__(
+        self, message: str, *, expected: str, found: str, namespace: str | None = None
+    ) -> None:
+        super().__init__(message, namespace=namespace)
+        self.expected = expected
+        self.found = found
 
 
 class ServerError(RmemError, RuntimeError):

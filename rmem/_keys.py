@@ -8,7 +8,13 @@ one slot (one shard on Redis Cluster):
   ``rmem:{ns/sid}:log`` (stream of packed messages, fields ``i`` = message id, ``d`` = payload),
   ``rmem:{ns/sid}:ids`` (hash: the set of stored message ids, for dedupe and pop);
 - a namespace's own keys share ``{<namespace>}``: ``rmem:{ns}:sessions`` (sorted set of session
-  ids scored by creation time, so listing sessions needs no SCAN).
+  ids scored by creation time, so listing sessions needs no SCAN), and its memories:
+  ``rmem:{ns}:m:<id>`` (one hash per live record; the search index covers exactly this prefix),
+  ``rmem:{ns}:mem:ids`` (sorted set of live record ids scored by expiry, +inf for none),
+  ``rmem:{ns}:mem:meta`` (hash: ``rev``, bumped by every change), ``rmem:{ns}:mem:tombs``
+  (hash: id -> stamp of each deleted record), ``rmem:{ns}:mem:texts`` (hash: digest of the
+  normalised text -> id, for ``dedupe``), ``rmem:{ns}:mem:log`` (stream: the change log), and
+  the search index ``rmem:{ns}:mem:idx``.
 
 Namespaces may not contain ``/``, ``{`` or ``}``, which keeps the ``ns/sid`` split unambiguous;
 session ids may contain anything printable, because the suffix after the tag is fixed.
@@ -38,3 +44,34 @@ def session_keys(namespace: str, session_id: str) -> SessionKeys:
 def session_index(namespace: str) -> str:
     """Return the sorted set that lists the sessions of ``namespace``."""
     return f"{PREFIX}:{{{namespace}}}:sessions"
+
+
+class MemoryKeys(NamedTuple):
+    """The namespace-wide keys of the memories of one namespace (KEYS[1..5] of memory scripts)."""
+
+    ids: str
+    meta: str
+    tombs: str
+    texts: str
+    log: str
+
+
+def memory_keys(namespace: str) -> MemoryKeys:
+    """Return the namespace-wide memory keys of ``namespace``."""
+    tag = f"{PREFIX}:{{{namespace}}}:mem"
+    return MemoryKeys(f"{tag}:ids", f"{tag}:meta", f"{tag}:tombs", f"{tag}:texts", f"{tag}:log")
+
+
+def memory_prefix(namespace: str) -> str:
+    """Return the prefix of the record hashes of ``namespace`` (what its index covers)."""
+    return f"{PREFIX}:{{{namespace}}}:m:"
+
+
+def memory_key(namespace: str, record_id: str) -> str:
+    """Return the hash key of record ``record_id`` in ``namespace``."""
+    return f"{PREFIX}:{{{namespace}}}:m:{record_id}"
+
+
+def memory_index(namespace: str) -> str:
+    """Return the name of the search index over the records of ``namespace``."""
+    return f"{PREFIX}:{{{namespace}}}:mem:idx"

@@ -142,6 +142,9 @@ class Health(BaseModel):
         latency_ms: round-trip time of the health probe, when connected.
         redis_version: the server's version, when connected.
         search: True when the server has the query engine (RediSearch).
+        search_engine: what serves ``memories.search``: "redisearch" (the server) or
+            "local" (in process, when the server has no search module or
+            ``search_engine="local"`` is set).
         last_error: the error of the failed probe, when unavailable.
     """
 
@@ -152,4 +155,5 @@ class Health(BaseModel):
     latency_ms: float | None = None
     redis_version: str | None = None
     search: bool = False
+    search_engine: Literal["redisearch", "local"] = "local"
     last_error: str | None = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,13 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+DEFAULT_HNSW_M = 16
+DEFAULT_HNSW_EF_CONSTRUCTION = 200
+DEFAULT_HNSW_EF_RUNTIME = 100
+DEFAULT_CHANGE_LOG_MAXLEN = 10_000
+MAX_VECTOR_DIM = 4096
+
+_FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -36,6 +44,14 @@ class Settings(BaseSettings):
         compress_threshold: payloads at least this large are lz4-compressed.
         session_ttl: TTL in seconds given to new sessions whose handle names none (None: keep).
         session_sliding: whether such sessions use a sliding TTL.
+        vector_dim: dimension of memory vectors when no embedder gives one (None: the
+            embedder's ``dim``; without either, memories are searched by text only).
+        memory_fields: metadata keys declared for ``where=`` equality filters; each is
+            indexed (as an exact-match tag) from the str, int, float or bool value it holds.
+        search_engine: "auto" (RediSearch when the server has it, else in process),
+            "redisearch" (fail if the server lacks it) or "local" (always in process).
+        hnsw_m, hnsw_ef_construction, hnsw_ef_runtime: HNSW vector index parameters.
+        change_log_maxlen: approximate length at which a namespace's change log is trimmed.
     """
 
     model_config = SettingsConfigDict(env_prefix="RMEM_", frozen=True, extra="forbid")
@@ -50,6 +66,13 @@ class Settings(BaseSettings):
     compress_threshold: int = Field(DEFAULT_COMPRESS_THRESHOLD, ge=16)
     session_ttl: float | None = Field(None, gt=0)
     session_sliding: bool = True
+    vector_dim: int | None = Field(None, ge=2, le=MAX_VECTOR_DIM)
+    memory_fields: tuple[str, ...] = ()
+    search_engine: Literal["auto", "redisearch", "local"] = "auto"
+    hnsw_m: int = Field(DEFAULT_HNSW_M, ge=2, le=512)
+    hnsw_ef_construction: int = Field(DEFAULT_HNSW_EF_CONSTRUCTION, ge=1, le=4096)
+    hnsw_ef_runtime: int = Field(DEFAULT_HNSW_EF_RUNTIME, ge=1, le=4096)
+    change_log_maxlen: int = Field(DEFAULT_CHANGE_LOG_MAXLEN, ge=100)
 
     @field_validator("url")
     @classmethod
@@ -62,6 +85,19 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_namespace(cls, namespace: str) -> str:
         return check_namespace(namespace)
+
+    @field_validator("memory_fields")
+    @classmethod
+    def _valid_fields(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not _FIELD_NAME_RE.fullmatch(name):
+                raise ValueError(
+                    f"memory field {name!r} must be 1-64 characters of A-Z a-z 0-9 _, "
+                    "not starting with a digit"
+                )
+        if len(set(names)) != len(names):
+            raise ValueError(f"memory_fields has duplicates: {names!r}")
+        return names
 
     @classmethod
     def from_url(cls, url: str | None = None, **overrides: Any) -> Settings:

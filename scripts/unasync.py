@@ -25,6 +25,8 @@ SUBSTITUTIONS = [
     (r"\bAsyncClient\b", "Client"),
     (r"\bAsyncSession\b", "Session"),
     (r"\bAsyncBackend\b", "Backend"),
+    (r"\bAsyncMemories\b", "Memories"),
+    (r"\baembed_with\b", "embed_with"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncIterable\b", "Iterable"),
     (r"\basync def\b", "def"),

@@ -12,13 +12,16 @@ import asyncio
 import inspect
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import rmem
 from rmem.server import EmbeddedRedis
+from tests._plain_redis import plain_redis_binary, why_unavailable
+
+_PLAIN_REDIS_USED = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,35 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 @pytest.fixture(scope="session")
 def redis_url(redis_server: EmbeddedRedis) -> str:
     return os.environ.get("RMEM_TEST_URL") or redis_server.url
+
+
+@pytest.fixture(scope="session")
+def plain_redis_url(
+    request: pytest.FixtureRequest, record_testsuite_property: Callable[[str, object], None]
+) -> Iterator[str]:
+    """A Redis without the search module, for rmem's in-process search path.
+
+    Debian's redis-server 7.0 when it can be found or fetched (see tests/_plain_redis.py),
+    otherwise the embedded Redis 8.2 started without its modules. Which one ran is shown at
+    the end of the run.
+    """
+    plain = plain_redis_binary()
+    if plain is not None:
+        which = plain.describe()
+    else:
+        which = f"embedded Redis 8.2 without modules (no plain Redis 6/7: {why_unavailable()})"
+    request.config.stash[_PLAIN_REDIS_USED] = which
+    record_testsuite_property("plain_redis", which)
+    with EmbeddedRedis(redis_server=plain.path if plain else None, modules=False) as server:
+        yield server.url
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    which = config.stash.get(_PLAIN_REDIS_USED, None)
+    if which is not None:
+        terminalreporter.write_line(f"plain_redis_url ran on: {which}")
 
 
 @pytest.fixture
@@ -58,7 +90,7 @@ class AsyncDriver:
     def _wrap(self, value: Any) -> Any:
         if inspect.iscoroutine(value):
             value = self._loop.run_until_complete(value)
-        if isinstance(value, rmem.AsyncClient | rmem.AsyncSession):
+        if isinstance(value, rmem.AsyncClient | rmem.AsyncSession | rmem.AsyncMemories):
             return AsyncDriver(value, self._loop)
         return value
 
@@ -66,6 +98,8 @@ class AsyncDriver:
         if name == "close":
             name = "aclose"
         attr = getattr(self._target, name)
+        if isinstance(attr, rmem.AsyncMemories):
+            return AsyncDriver(attr, self._loop)
         if not callable(attr):
             return attr
         return lambda *args, **kwargs: self._wrap(attr(*args, **kwargs))
@@ -80,15 +114,20 @@ class AsyncDriver:
 class Api:
     """Makes clients of one flavour (sync or async) for a behavioural test."""
 
-    def __init__(self, flavour: str, url: str, namespace: str) -> None:
+    def __init__(
+        self, flavour: str, url: str, namespace: str, engine: str = "redisearch", **defaults: Any
+    ) -> None:
         self.flavour = flavour
         self.url = url
         self.namespace = namespace
+        self.engine = engine
+        self.defaults = defaults
         self._loop = asyncio.new_event_loop() if flavour == "async" else None
         self._clients: list[Any] = []
 
     def client(self, namespace: str | None = None, **options: Any) -> Any:
         ns = namespace or self.namespace
+        options = {**self.defaults, **options}
         if self._loop is None:
             made: Any = rmem.Client.from_url(self.url, namespace=ns, **options)
         else:
@@ -108,5 +147,30 @@ class Api:
 @pytest.fixture(params=["sync", "async"])
 def api(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Iterator[Api]:
     made = Api(request.param, redis_url, namespace)
+    yield made
+    made.close()
+
+
+MEMORY_ENGINES = ["redisearch", "local", "plain"]
+
+
+@pytest.fixture(
+    params=[(e, f) for e in MEMORY_ENGINES for f in ("sync", "async")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
+def mem_api(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Iterator[Api]:
+    """Clients for the memory behavioural suite, on every search engine and both APIs.
+
+    ``redisearch``: Redis 8.2 with RediSearch; ``local``: the same server with search forced
+    in process; ``plain``: a Redis without the search module (Debian's 7.0 when available).
+    """
+    engine, flavour = request.param
+    if engine == "plain":
+        url = request.getfixturevalue("plain_redis_url")
+        defaults: dict[str, Any] = {"search_engine": "auto"}
+    else:
+        url = redis_url
+        defaults = {"search_engine": engine}
+    made = Api(flavour, url, namespace, engine, **defaults)
     yield made
     made.close()

@@ -9,8 +9,10 @@ from typing import Any, Self
 
 from rmem import _lua
 from rmem._async._backend import AsyncBackend
+from rmem._async.memories import AsyncMemories, SearchState
 from rmem._async.session import AsyncSession
-from rmem._errors import RmemError
+from rmem._errors import RmemError, ValidationError
+from rmem._hlc import Clock
 from rmem._keys import session_index, session_keys
 from rmem._models import Health
 from rmem._session_core import UNSET, TtlPolicy, Unset, parse_export, prepare_batch
@@ -21,40 +23,67 @@ _LIST_CHUNK = 1000  # sessions checked per round trip when listing
 
 
 class AsyncClient:
-    """Entry point of rmem: sessions (and, later, memories) of one namespace in one Redis.
+    """Entry point of rmem: the sessions and memories of one namespace in one Redis.
 
     Create with :meth:`from_url`; use as a context manager, or call :meth:`aclose`.
-    Views made by :meth:`with_namespace` share this client's connections.
+    Views made by :meth:`with_namespace` share this client's connections, clock and embedder.
     """
 
     def __init__(
         self,
         settings: Settings | None = None,
         *,
-        _backend: AsyncBackend | None = None,
+        embedder: Any = None,
+        _parent: AsyncClient | None = None,
         _namespace: str | None = None,
     ) -> None:
-        self._backend = _backend or AsyncBackend(settings or Settings())
-        self._owner = _backend is None
+        self._backend: AsyncBackend
+        self._clock: Clock
+        self._search_state: SearchState
+        self._embedder: Any
+        self._vector_dim: int | None
+        if _parent is not None:
+            self._backend = _parent._backend
+            self._clock = _parent._clock
+            self._search_state = _parent._search_state
+            self._embedder = _parent._embedder
+            self._vector_dim = _parent._vector_dim
+        else:
+            self._backend = AsyncBackend(settings or Settings())
+            self._clock = Clock()
+            self._search_state = SearchState()
+            self._embedder = embedder
+            self._vector_dim = _vector_dim(embedder, self._backend.settings.vector_dim)
+        self._owner = _parent is None
         self._namespace = _namespace or self._backend.settings.namespace
         self._index = session_index(self._namespace)
+        self._memories: AsyncMemories | None = None
 
     @classmethod
     def from_url(
-        cls, url: str | None = None, *, namespace: str | None = None, **options: Any
+        cls,
+        url: str | None = None,
+        *,
+        namespace: str | None = None,
+        embedder: Any = None,
+        **options: Any,
     ) -> Self:
         """Connect lazily to ``url`` (default: ``RMEM_URL``, else redis://127.0.0.1:6379/0).
 
         Args:
             url: ``redis://``, ``rediss://`` or ``unix://`` URL.
             namespace: the namespace to start in (default ``RMEM_NAMESPACE`` or "default").
+            embedder: an :class:`rmem.Embedder` (``dim`` and ``embed(texts)``) that turns
+                memory texts and queries into vectors; None to give vectors yourself or
+                search by text only.
             **options: any :class:`rmem.Settings` field (``pool_size``, ``socket_timeout``,
-                ``max_message_bytes``, ``session_ttl``, ...).
+                ``max_message_bytes``, ``session_ttl``, ``memory_fields``, ...).
 
         Raises:
-            ValidationError: an unknown option, a bad value or an unsupported URL.
+            ValidationError: an unknown option, a bad value, an unsupported URL, or an
+                embedder without an int ``dim`` and an ``embed`` method.
         """
-        return cls(Settings.from_url(url, namespace=namespace, **options))
+        return cls(Settings.from_url(url, namespace=namespace, **options), embedder=embedder)
 
     @property
     def namespace(self) -> str:
@@ -66,6 +95,23 @@ class AsyncClient:
         """The settings the client was made with."""
         return self._backend.settings
 
+    @property
+    def embedder(self) -> Any:
+        """The embedder given to :meth:`from_url`, or None."""
+        return self._embedder
+
+    @property
+    def vector_dim(self) -> int | None:
+        """Dimension of memory vectors: the embedder's ``dim``, else ``Settings.vector_dim``."""
+        return self._vector_dim
+
+    @property
+    def memories(self) -> AsyncMemories:
+        """The long-term memories of this client's namespace."""
+        if self._memories is None:
+            self._memories = AsyncMemories(self)
+        return self._memories
+
     def __repr__(self) -> str:
         return f"<AsyncClient {self._backend.url} namespace={self._namespace!r}>"
 
@@ -75,7 +121,7 @@ class AsyncClient:
         Raises:
             ValidationError: ``namespace`` is not a valid name.
         """
-        return type(self)(_backend=self._backend, _namespace=check_namespace(namespace))
+        return type(self)(_parent=self, _namespace=check_namespace(namespace))
 
     def session(
         self,
@@ -174,6 +220,7 @@ class AsyncClient:
             latency_ms=latency,
             redis_version=str(info.get("redis_version")),
             search=bool(names & {"search", "ft", "searchlight"}),
+            search_engine=await self.memories._engine(),
         )
 
     async def aclose(self) -> None:
@@ -208,3 +255,16 @@ def _module_name(entry: Any) -> str:
         items = list(entry)
         name = items[items.index(b"name") + 1] if b"name" in items else b""
     return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _vector_dim(embedder: Any, configured: int | None) -> int | None:
+    if embedder is None:
+        return configured
+    dim = getattr(embedder, "dim", None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
+        raise ValidationError(f"embedder.dim must be an int >= 2, not {dim!r}")
+    if not callable(getattr(embedder, "embed", None)):
+        raise ValidationError("the embedder has no embed(texts) method")
+    if configured is not None and configured != dim:
+        raise ValidationError(f"vector_dim={configured} but the embedder's dim is {dim}")
+    return dim

@@ -55,6 +55,9 @@ class Backend:
             socket_timeout=settings.socket_timeout,
             socket_connect_timeout=settings.connect_timeout,
             retry=no_retry,
+            # RESP3 on every redis-py version rmem supports: search replies come as maps,
+            # which rmem parses itself (see _search_redis).
+            protocol=3,
         )
         kwargs = pool.connection_kwargs
         self.where = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")

@@ -1,0 +1,32 @@
+-- memory_delete: delete memory records, leaving a tombstone so that no older write brings
+-- them back (last writer wins).
+-- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
+-- KEYS[6..] one record hash per item, in order
+-- ARGV[1] change log MAXLEN   ARGV[2..] per item: id, stamp
+-- Returns, per item, 1 when a live record was deleted, else 0 (absent, already deleted, or
+-- written by a newer write, which wins)
+--!include _memory.lua
+
+local maxlen = ARGV[1]
+local out, changed = {}, false
+for k = 6, #KEYS do
+  local key = KEYS[k]
+  local id, stamp = ARGV[2 * (k - 6) + 2], ARGV[2 * (k - 6) + 3]
+  local cur = redis.call('HGET', key, 'stamp')
+  local tomb = redis.call('HGET', TOMBS, id)
+  local deleted = 0
+  if not (cur and cur > stamp) and not (tomb and tomb >= stamp) then
+    if cur then
+      drop_digest(key, id)
+      redis.call('DEL', key)
+      deleted = 1
+    end
+    redis.call('ZREM', IDS, id)
+    redis.call('HSET', TOMBS, id, stamp)
+    log_change(maxlen, 'del', id, stamp)
+    changed = true
+  end
+  out[#out + 1] = deleted
+end
+if changed then redis.call('HINCRBY', META, 'rev', 1) end
+return out

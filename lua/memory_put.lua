@@ -1,0 +1,63 @@
+-- memory_put: write (insert or replace) memory records of one namespace, last writer wins.
+-- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
+-- KEYS[6..] one record hash per item, in order
+-- ARGV[1] dedupe (0|1): return the live record holding the same normalised text instead
+-- ARGV[2] change log MAXLEN (approximate)
+-- ARGV[3..] per item: id, stamp, text digest, ttl ms (0 = none), n, then n field/value pairs
+-- Returns, per item, {status, id, created ms, updated ms}, flattened, where status is
+--   0 written, 1 deduplicated (id names the existing record), 2 a newer write already holds
+--   the id (nothing written), 3 the id was deleted by a newer write (nothing written)
+--!include _memory.lua
+
+local dedupe, maxlen = ARGV[1] == '1', ARGV[2]
+local now = now_ms()
+local out, changed, a = {}, false, 3
+for k = 6, #KEYS do
+  local key = KEYS[k]
+  local id, stamp, dig, ttl, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]),
+    tonumber(ARGV[a + 4])
+  local first = a + 5
+  a = first + 2 * n
+  local status, created, updated = 0, now, now
+  local other = dedupe and redis.call('HGET', TEXTS, dig)
+  local other_expiry = other and redis.call('ZSCORE', IDS, other)
+  if other_expiry and (other_expiry == 'inf' or tonumber(other_expiry) > now) then
+    status, id = 1, other
+  else
+    local cur = redis.call('HMGET', key, 'stamp', 'created', 'updated')
+    local tomb = redis.call('HGET', TOMBS, id)
+    if cur[1] and cur[1] >= stamp then
+      status, created, updated = 2, tonumber(cur[2]), tonumber(cur[3])
+    elseif tomb and tomb >= stamp then
+      status = 3
+    else
+      if cur[1] then
+        created = tonumber(cur[2])
+        drop_digest(key, id)
+        redis.call('DEL', key)
+      end
+      local expiry = 0
+      if ttl > 0 then expiry = now + ttl end
+      local fields = {'id', id, 'created', created, 'updated', now, 'stamp', stamp,
+        'exp', expiry, 'dig', dig}
+      for i = first, a - 1 do fields[#fields + 1] = ARGV[i] end
+      redis.call('HSET', key, unpack(fields))
+      if ttl > 0 then
+        redis.call('PEXPIRE', key, ttl)
+        redis.call('ZADD', IDS, expiry, id)
+      else
+        redis.call('ZADD', IDS, 'inf', id)
+      end
+      redis.call('HSET', TEXTS, dig, id)
+      if tomb then redis.call('HDEL', TOMBS, id) end
+      log_change(maxlen, 'put', id, stamp)
+      changed = true
+    end
+  end
+  out[#out + 1] = status
+  out[#out + 1] = id
+  out[#out + 1] = created
+  out[#out + 1] = updated
+end
+if changed then redis.call('HINCRBY', META, 'rev', 1) end
+return out

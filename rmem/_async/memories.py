@@ -1,0 +1,667 @@
+"""Long-term memories: records of a namespace, searched by meaning, by words, or both."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from rmem import _lua
+from rmem._async._backend import Arg, ScriptCall
+from rmem._errors import BackendError, NotFoundError, ValidationError
+from rmem._ids import new_id
+from rmem._keys import memory_key, memory_keys
+from rmem._memory_core import (
+    MemoryRecord,
+    Mode,
+    SearchHit,
+    aembed_with,
+    check_k,
+    check_metadata,
+    check_mode,
+    check_record_id,
+    check_tags,
+    check_text,
+    check_ttl_seconds,
+    check_vector,
+    check_where,
+    declared_changes,
+    decode_record,
+    field_form,
+    index_words,
+    record_fields,
+    text_digest,
+    time_ms,
+)
+from rmem._search_local import Doc, LocalIndex, fuse_rrf, hybrid_depth
+from rmem._search_redis import (
+    FILTER_PAGE,
+    IndexSpec,
+    check_compatible,
+    create_command,
+    filter_command,
+    filter_expression,
+    parse_reply,
+    text_command,
+    vector_command,
+)
+
+if TYPE_CHECKING:
+    from rmem._async.client import AsyncClient
+
+_UNSET: Any = object()
+_PUT_CHUNK = 256  # records per memory_put script call in add_many
+_LOAD_CHUNK = 500  # records read per round trip when loading a namespace for local search
+_WRITTEN = 0
+_ITEM_KEYS = frozenset(("text", "id", "tags", "metadata", "vector", "ttl"))
+
+
+@dataclass(slots=True)
+class _LocalCache:
+    rev: int = -1
+    index: LocalIndex = field(default_factory=LocalIndex)
+    records: dict[str, MemoryRecord] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SearchState:
+    """What a client (and its namespace views) learned about search on its server."""
+
+    engine: Literal["redisearch", "local"] | None = None  # found on first use
+    indexed: set[str] = field(default_factory=set)  # namespaces whose index was checked
+    local: dict[str, _LocalCache] = field(default_factory=dict)
+
+
+class AsyncMemories:
+    """The long-term memories of one namespace: ``client.memories``.
+
+    Each write is one atomic script run; records carry a hybrid logical clock stamp, and a
+    write older than what Redis holds (or than a delete) loses, as last-writer-wins requires.
+    Search uses RediSearch when the server has it, else runs in process (``health()`` says
+    which).
+    """
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self._backend = client._backend
+        self._settings = client._backend.settings
+        self._ns = client.namespace
+        self._keys = memory_keys(self._ns)
+        self._state: SearchState = client._search_state
+        self._embedder = client.embedder
+        settings = self._settings
+        self._spec = IndexSpec(
+            self._ns,
+            client.vector_dim,
+            settings.memory_fields,
+            settings.hnsw_m,
+            settings.hnsw_ef_construction,
+        )
+
+    def __repr__(self) -> str:
+        return f"<AsyncMemories namespace={self._ns!r}>"
+
+    # ------------------------------------------------------------ writes
+
+    async def add(
+        self,
+        text: str,
+        *,
+        id: str | None = None,
+        tags: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+        ttl: float | None = None,
+        dedupe: bool = False,
+    ) -> MemoryRecord:
+        """Store one record and return it; an ``id`` that exists already is replaced.
+
+        Args:
+            text: what to remember (non-blank, at most ``max_message_bytes`` of UTF-8).
+            id: the record id (1-256 characters); assigned, time-ordered, when None.
+            tags: labels for ``search(tags=...)`` and ``forget(tags=...)``.
+            metadata: JSON-like dict; its ``Settings.memory_fields`` keys feed ``where=``.
+            vector: the embedding; made by the client's embedder when None.
+            ttl: seconds until the record expires; None keeps it.
+            dedupe: when a live record of this namespace holds the same text (compared after
+                Unicode normalisation, case folding and whitespace collapsing), return it and
+                write nothing.
+
+        Raises:
+            ValidationError: bad input (nothing is written), including a vector whose
+                dimension is not the index's.
+        """
+        records = await self.add_many(
+            [
+                {
+                    "text": text,
+                    "id": id,
+                    "tags": tags,
+                    "metadata": metadata,
+                    "vector": vector,
+                    "ttl": ttl,
+                }
+            ],
+            dedupe=dedupe,
+        )
+        return records[0]
+
+    async def add_many(
+        self, items: Iterable[str | Mapping[str, Any]], *, dedupe: bool = False
+    ) -> list[MemoryRecord]:
+        """Store many records in one round trip and return them in order.
+
+        Each item is a text, or a dict with ``text`` and any of ``add``'s keywords (``id``,
+        ``tags``, ``metadata``, ``vector``, ``ttl``). Texts without a vector are embedded in
+        one batch.
+
+        Raises:
+            ValidationError: any bad item; the whole batch is refused and nothing is written.
+        """
+        prepared = [self._prepare(item, n) for n, item in enumerate(_as_list(items))]
+        if not prepared:
+            return []
+        missing = [p for p in prepared if p.vector is None]
+        if missing and self._embedder is not None:
+            vectors = await self._embed([p.text for p in missing])
+            for p, vec in zip(missing, vectors, strict=True):
+                p.vector = vec
+        await self._ready()
+        clock = self._client._clock
+        steps: list[ScriptCall | Sequence[Arg]] = []
+        for start in range(0, len(prepared), _PUT_CHUNK):
+            chunk = prepared[start : start + _PUT_CHUNK]
+            keys = [*self._keys, *(memory_key(self._ns, p.id) for p in chunk)]
+            args: list[Arg] = [int(dedupe), self._settings.change_log_maxlen]
+            for p in chunk:
+                fields = record_fields(
+                    p.text, p.tags, p.metadata, p.vector, self._ns, self._settings.memory_fields
+                )
+                p.stamp = clock.now().encode()
+                args += [p.id, p.stamp, p.digest, p.ttl_ms, len(fields) // 2]
+                args += fields
+            steps.append(ScriptCall(_lua.MEMORY_PUT, keys, args))
+        replies = await self._backend.pipeline(steps, namespace=self._ns)
+        flat = [value for reply in replies for value in reply]
+        out: list[MemoryRecord] = []
+        reread: list[tuple[int, str]] = []
+        for n, p in enumerate(prepared):
+            status, rid, created, updated = flat[4 * n : 4 * n + 4]
+            if status == _WRITTEN:
+                out.append(p.record(self._ns, int(created), int(updated)))
+            else:  # deduplicated, or a newer write holds the id: return what Redis holds
+                out.append(p.record(self._ns, int(created), int(updated)))
+                reread.append((n, rid.decode() if isinstance(rid, bytes) else str(rid)))
+        if reread:
+            current = await self._get_many([rid for _, rid in reread])
+            for (n, rid), record in zip(reread, current, strict=True):
+                if record is None:
+                    raise NotFoundError(
+                        f"memory {rid!r} was deleted by a newer write", namespace=self._ns
+                    )
+                out[n] = record
+        return out
+
+    async def update(
+        self,
+        id: str,
+        *,
+        text: str = _UNSET,
+        tags: Iterable[str] = _UNSET,
+        metadata: Mapping[str, Any] | None = _UNSET,
+        vector: Sequence[float] = _UNSET,
+    ) -> MemoryRecord:
+        """Change some fields of a record and return it as stored.
+
+        A new ``text`` without a ``vector`` is re-embedded by the client's embedder; without
+        an embedder the record's old vector is dropped (it would describe the old text).
+
+        Raises:
+            ValidationError: bad input or no field given; nothing changes.
+            NotFoundError: no live record has this id.
+        """
+        rid = check_record_id(id, self._ns)
+        to_set: list[Arg] = []
+        to_remove: list[str] = []
+        digest = ""
+        new_vector: bytes | None = None
+        if text is not _UNSET:
+            text = check_text(text, self._ns, self._settings.max_message_bytes)
+            digest = text_digest(text)
+            to_set += ["text", text, "words", index_words(text)]
+        if tags is not _UNSET:
+            to_set += ["tags", "\x1f".join(check_tags(tags, self._ns))]
+        if metadata is not _UNSET:
+            pairs, removed = declared_changes(
+                check_metadata(metadata, self._ns), self._settings.memory_fields
+            )
+            to_set += pairs
+            to_remove += removed
+        if vector is not _UNSET:
+            new_vector = check_vector(vector, self._spec.dim, self._ns)
+        elif text is not _UNSET and self._embedder is not None:
+            new_vector = (await self._embed([text]))[0]
+        elif text is not _UNSET:
+            to_remove.append("vec")
+        if new_vector is not None:
+            to_set += ["vec", new_vector]
+        if not to_set and not to_remove:
+            raise ValidationError("update needs at least one of text, tags, metadata, vector")
+        await self._ready()
+        key = memory_key(self._ns, rid)
+        stamp = self._client._clock.now().encode()
+        args: list[Arg] = [rid, stamp, digest, self._settings.change_log_maxlen]
+        args += [len(to_set) // 2, *to_set, len(to_remove), *to_remove]
+        reply, fields = await self._backend.pipeline(
+            [ScriptCall(_lua.MEMORY_UPDATE, [*self._keys, key], args), ("HGETALL", key)],
+            namespace=self._ns,
+        )
+        if reply[0] == 0:
+            raise NotFoundError(f"no memory {rid!r} in namespace {self._ns!r}", namespace=self._ns)
+        return decode_record(self._ns, key, _as_dict(fields))
+
+    async def delete(self, id: str) -> bool:
+        """Delete a record; return whether a live record was deleted.
+
+        A tombstone remembers the delete, so a slower write of an older version cannot bring
+        the record back.
+        """
+        rid = check_record_id(id, self._ns)
+        return await self._delete_ids([rid]) == 1
+
+    async def forget(
+        self,
+        *,
+        tags: Iterable[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        all: bool = False,
+    ) -> int:
+        """Delete every record that has any of ``tags`` and matches ``where``; return how many.
+
+        The records' text, vectors and index entries are gone once this returns: no search
+        returns them afterwards. ``all=True`` (with no filter) forgets the whole namespace.
+
+        Raises:
+            ValidationError: neither a filter nor ``all=True`` was given.
+        """
+        tag_list = check_tags(tags, self._ns) if tags is not None else []
+        conditions = check_where(where, self._settings.memory_fields)
+        if not tag_list and not conditions and not all:
+            raise ValidationError("forget needs tags=, where= or all=True", namespace=self._ns)
+        if all and (tag_list or conditions):
+            raise ValidationError("forget takes all=True or filters, not both")
+        if await self._engine() == "redisearch":
+            await self._ready()
+            expr = filter_expression(self._ns, tag_list or None, None, None, conditions)
+            command = filter_command(self._spec, expr, 0)
+            total = 0
+            while True:
+                (reply,) = await self._backend.pipeline([command], namespace=self._ns)
+                _, hits = parse_reply(reply)
+                ids = [h.fields[b"id"].decode() for h in hits if b"id" in h.fields]
+                if not ids:
+                    return total
+                deleted = await self._delete_ids(ids)
+                total += deleted
+                if deleted == 0 and len(hits) < FILTER_PAGE:
+                    return total
+        cache = await self._local_cache()
+        wanted = set(tag_list)
+        ids = [
+            r.id
+            for r in cache.records.values()
+            if (not wanted or wanted.intersection(r.tags)) and all_equal(r.metadata, conditions)
+        ]
+        return await self._delete_ids(ids)
+
+    async def _delete_ids(self, ids: Sequence[str]) -> int:
+        clock = self._client._clock
+        steps: list[ScriptCall | Sequence[Arg]] = []
+        for start in range(0, len(ids), _PUT_CHUNK):
+            chunk = ids[start : start + _PUT_CHUNK]
+            keys = [*self._keys, *(memory_key(self._ns, rid) for rid in chunk)]
+            args: list[Arg] = [self._settings.change_log_maxlen]
+            for rid in chunk:
+                args += [rid, clock.now().encode()]
+            steps.append(ScriptCall(_lua.MEMORY_DELETE, keys, args))
+        if not steps:
+            return 0
+        replies = await self._backend.pipeline(steps, namespace=self._ns)
+        return sum(int(v) for reply in replies for v in reply)
+
+    # ------------------------------------------------------------ reads
+
+    async def get(self, id: str) -> MemoryRecord | None:
+        """Return the record ``id`` (with its vector), or None if there is none."""
+        rid = check_record_id(id, self._ns)
+        return (await self._get_many([rid]))[0]
+
+    async def _get_many(self, ids: Sequence[str]) -> list[MemoryRecord | None]:
+        keys = [memory_key(self._ns, rid) for rid in ids]
+        replies = await self._backend.pipeline([("HGETALL", k) for k in keys], namespace=self._ns)
+        return [
+            decode_record(self._ns, k, _as_dict(r)) if r else None
+            for k, r in zip(keys, replies, strict=True)
+        ]
+
+    async def count(self) -> int:
+        """Return the number of live records in the namespace."""
+        reply = await self._backend.run(_lua.MEMORY_COUNT, self._keys[:2], (), namespace=self._ns)
+        return int(reply[0])
+
+    async def search(
+        self,
+        query: str | None = None,
+        *,
+        vector: Sequence[float] | None = None,
+        k: int = 10,
+        tags: Iterable[str] | None = None,
+        mode: Mode = "hybrid",
+        since: Any = None,
+        until: Any = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[SearchHit]:
+        """Return the ``k`` best records for ``query`` and/or ``vector``, best first.
+
+        Args:
+            query: words to look for; also embedded (when the client has an embedder and no
+                ``vector`` is given) for the vector ranking.
+            vector: search by this embedding instead of embedding ``query``.
+            k: how many hits at most (1-1000).
+            tags: keep records having any of these tags.
+            mode: "vector" (cosine similarity), "text" (BM25 over words) or "hybrid"
+                (reciprocal rank fusion of both rankings; the default).
+            since, until: keep records created in this range (datetime or Unix seconds,
+                both inclusive).
+            where: keep records whose declared metadata fields equal these values.
+
+        Equal scores are ordered by record id, on every engine. Hits carry no vector.
+
+        Raises:
+            ValidationError: bad arguments, e.g. ``mode="text"`` without a query, or a
+                vector search with neither a vector nor an embedder.
+        """
+        k = check_k(k)
+        mode = check_mode(mode)
+        if query is not None and not isinstance(query, str):
+            raise ValidationError(f"query must be a str, not {type(query).__name__}")
+        tag_list = check_tags(tags, self._ns) if tags is not None else None
+        conditions = check_where(where, self._settings.memory_fields)
+        since_ms, until_ms = time_ms(since, "since"), time_ms(until, "until")
+        vec: bytes | None = None
+        if vector is not None and mode != "text":
+            vec = check_vector(vector, self._spec.dim, self._ns)
+        elif query is not None and mode != "text" and self._embedder is not None:
+            vec = (await self._embed([query]))[0]
+        if mode == "vector" and vec is None:
+            raise ValidationError(
+                "vector search needs vector= or a client embedder", namespace=self._ns
+            )
+        if mode == "text" and not query:
+            raise ValidationError("text search needs a query", namespace=self._ns)
+        if mode == "hybrid" and vec is None and not query:
+            raise ValidationError("search needs a query or a vector", namespace=self._ns)
+        text = query if mode != "vector" else None
+        if await self._engine() == "redisearch":
+            await self._ready()
+            hits = await self._search_redis(
+                mode, k, text, vec, tag_list, since_ms, until_ms, conditions
+            )
+        else:
+            hits = await self._search_local(
+                mode, k, text, vec, tag_list, since_ms, until_ms, conditions
+            )
+        return hits
+
+    async def _search_redis(
+        self,
+        mode: Mode,
+        k: int,
+        text: str | None,
+        vec: bytes | None,
+        tags: list[str] | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        where: dict[str, str],
+    ) -> list[SearchHit]:
+        depth = hybrid_depth(k) if mode == "hybrid" else k
+        expr = filter_expression(self._ns, tags, since_ms, until_ms, where)
+        commands: list[Sequence[Arg]] = []
+        kinds: list[str] = []
+        if vec is not None:
+            ef = self._settings.hnsw_ef_runtime
+            commands.append(vector_command(self._spec, vec, depth, expr, ef))
+            kinds.append("vector")
+        if text is not None:
+            command = text_command(self._spec, text, depth, expr)
+            if command is not None:
+                commands.append(command)
+                kinds.append("text")
+        if not commands:
+            return []
+        replies = await self._backend.pipeline(commands, namespace=self._ns)
+        records: dict[str, MemoryRecord] = {}
+        rankings: list[list[tuple[str, float]]] = []
+        for kind, reply in zip(kinds, replies, strict=True):
+            _, raw = parse_reply(reply)
+            ranking: list[tuple[str, float]] = []
+            for hit in raw:
+                if b"id" not in hit.fields:  # expired between indexing and loading
+                    continue
+                record = decode_record(self._ns, hit.key, hit.fields, with_vector=False)
+                records[record.id] = record
+                if kind == "vector":
+                    score = 1.0 - float(hit.fields[b"vector_distance"])
+                else:
+                    score = float(hit.score or 0.0)
+                ranking.append((record.id, score))
+            ranking.sort(key=lambda pair: (-pair[1], pair[0]))
+            rankings.append(ranking)
+        if mode == "hybrid":
+            fused = fuse_rrf([[rid for rid, _ in r] for r in rankings])[:k]
+        else:
+            fused = rankings[0][:k]
+        return [SearchHit.model_construct(record=records[rid], score=s) for rid, s in fused]
+
+    async def _search_local(
+        self,
+        mode: Mode,
+        k: int,
+        text: str | None,
+        vec: bytes | None,
+        tags: list[str] | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        where: dict[str, str],
+    ) -> list[SearchHit]:
+        cache = await self._local_cache()
+        now = time.time()
+        alive = [r for r in cache.records.values() if r.expires_at is None or r.expires_at > now]
+        depth = k + len(cache.records) - len(alive)  # room for hits dropped as expired
+        query_vector = np.frombuffer(vec, dtype=np.float32) if vec is not None else None
+        if mode == "vector" and query_vector is None:
+            return []
+        found = cache.index.search(
+            mode=mode,
+            k=depth,
+            text=text,
+            vector=query_vector,
+            tags=tags,
+            since_ms=since_ms,
+            until_ms=until_ms,
+            where=where,
+        )
+        hits = []
+        for rid, score in found:
+            record = cache.records[rid]
+            if record.expires_at is None or record.expires_at > now:
+                hits.append(SearchHit.model_construct(record=record, score=score))
+        return hits[:k]
+
+    async def _local_cache(self) -> _LocalCache:
+        # The namespace revision changes with every write, delete and expiry, so one script
+        # run tells whether the copy held in process is still exact.
+        cache = self._state.local.setdefault(self._ns, _LocalCache())
+        _, rev = await self._backend.run(_lua.MEMORY_COUNT, self._keys[:2], (), namespace=self._ns)
+        if int(rev) == cache.rev:
+            return cache
+        ids = await self._backend.call("ZRANGE", self._keys.ids, 0, -1, namespace=self._ns)
+        fresh = _LocalCache(rev=int(rev), index=LocalIndex(self._spec.dim))
+        for start in range(0, len(ids), _LOAD_CHUNK):
+            chunk = [i.decode() for i in ids[start : start + _LOAD_CHUNK]]
+            for loaded in await self._get_many_with_vectors(chunk):
+                if loaded is None:
+                    continue
+                vector, record = loaded
+                fresh.records[record.id] = record
+                fresh.index.upsert(
+                    Doc(
+                        id=record.id,
+                        text=record.text,
+                        tags=frozenset(record.tags),
+                        created_ms=round(record.created_at * 1000),
+                        fields=declared_forms(record.metadata, self._settings.memory_fields),
+                        vector=vector,
+                    )
+                )
+        self._state.local[self._ns] = fresh
+        return fresh
+
+    async def _get_many_with_vectors(
+        self, ids: Sequence[str]
+    ) -> list[tuple[np.ndarray | None, MemoryRecord] | None]:
+        keys = [memory_key(self._ns, rid) for rid in ids]
+        replies = await self._backend.pipeline([("HGETALL", k) for k in keys], namespace=self._ns)
+        out: list[tuple[np.ndarray | None, MemoryRecord] | None] = []
+        for key, reply in zip(keys, replies, strict=True):
+            if not reply:
+                out.append(None)
+                continue
+            fields = _as_dict(reply)
+            raw = fields.get(b"vec")
+            vector = np.frombuffer(raw, dtype=np.float32) if raw else None
+            out.append((vector, decode_record(self._ns, key, fields, with_vector=False)))
+        return out
+
+    # ------------------------------------------------------------ plumbing
+
+    def _prepare(self, item: str | Mapping[str, Any], n: int) -> _Prepared:
+        ns = self._ns
+        if isinstance(item, str):
+            item = {"text": item}
+        elif not isinstance(item, Mapping):
+            raise ValidationError(
+                f"item {n}: expected a text or a dict, not {type(item).__name__}", namespace=ns
+            )
+        unknown = set(item) - _ITEM_KEYS
+        if unknown:
+            raise ValidationError(f"item {n}: unknown keys {sorted(unknown)}", namespace=ns)
+        try:
+            text = check_text(item.get("text"), ns, self._settings.max_message_bytes)
+            rid = item.get("id")
+            vector = item.get("vector")
+            return _Prepared(
+                id=new_id() if rid is None else check_record_id(rid, ns),
+                text=text,
+                tags=check_tags(item.get("tags"), ns),
+                metadata=check_metadata(item.get("metadata"), ns),
+                vector=None if vector is None else check_vector(vector, self._spec.dim, ns),
+                ttl_ms=check_ttl_seconds(item.get("ttl"), ns),
+                digest=text_digest(text),
+            )
+        except ValidationError as exc:
+            raise ValidationError(f"item {n}: {exc}", namespace=ns) from None
+
+    async def _embed(self, texts: list[str]) -> list[bytes]:
+        assert self._embedder is not None and self._spec.dim is not None
+        return await aembed_with(self._embedder, texts, self._spec.dim)
+
+    async def _engine(self) -> Literal["redisearch", "local"]:
+        state = self._state
+        if state.engine is None:
+            choice = self._settings.search_engine
+            if choice == "local":
+                state.engine = "local"
+            else:
+                try:
+                    await self._backend.call("FT._LIST", namespace=self._ns)
+                    state.engine = "redisearch"
+                except BackendError as exc:
+                    if choice == "redisearch":
+                        raise BackendError(
+                            f"search_engine='redisearch' but Redis at {self._backend.url} has "
+                            f"no search module ({exc})",
+                            namespace=self._ns,
+                        ) from None
+                    state.engine = "local"
+        return state.engine
+
+    async def _ready(self) -> None:
+        # The index is made (or checked) once per namespace per client, before the first write
+        # or search, so a mismatching index fails loudly instead of returning nothing.
+        if await self._engine() != "redisearch" or self._ns in self._state.indexed:
+            return
+        try:
+            await self._backend.call(*create_command(self._spec), namespace=self._ns)
+        except BackendError as exc:
+            if "already exists" not in str(exc).lower():
+                raise
+        (info,) = await self._backend.pipeline([("FT.INFO", self._spec.name)], namespace=self._ns)
+        check_compatible(self._spec, info)
+        self._state.indexed.add(self._ns)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    id: str
+    text: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    vector: bytes | None
+    ttl_ms: int
+    digest: str
+    stamp: str = ""
+
+    def record(self, namespace: str, created: int, updated: int) -> MemoryRecord:
+        return MemoryRecord.model_construct(
+            id=self.id,
+            namespace=namespace,
+            text=self.text,
+            tags=self.tags,
+            metadata=self.metadata,
+            vector=np.frombuffer(self.vector, dtype=np.float32).tolist() if self.vector else None,
+            created_at=created / 1000,
+            updated_at=updated / 1000,
+            stamp=self.stamp,
+            expires_at=(updated + self.ttl_ms) / 1000 if self.ttl_ms else None,
+        )
+
+
+def _as_list(items: Iterable[str | Mapping[str, Any]]) -> list[str | Mapping[str, Any]]:
+    if isinstance(items, str | bytes | Mapping):
+        raise ValidationError("add_many takes a list of texts or dicts")
+    return list(items)
+
+
+def _as_dict(reply: Any) -> dict[bytes, bytes]:
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
+def all_equal(metadata: Mapping[str, Any], conditions: Mapping[str, str]) -> bool:
+    """Whether every declared field in ``conditions`` has that string form in ``metadata``."""
+    return all(field_form(metadata.get(name)) == value for name, value in conditions.items())
+
+
+def declared_forms(metadata: Mapping[str, Any], declared: Sequence[str]) -> dict[str, str]:
+    """The indexed string forms of the declared metadata fields a record has."""
+    out = {}
+    for name in declared:
+        form = field_form(metadata.get(name))
+        if form is not None:
+            out[name] = form
+    return out
