@@ -10,7 +10,8 @@ and ``memory://``), with the rules the RediSearch path follows too:
 - ``text`` ranks records holding at least one query token (OR) by BM25 (k1 1.2, b 0.75,
   ``idf = ln(1 + (N - n + 0.5) / (n + 0.5))`` over the whole index).
 - ``hybrid`` fuses the two rankings, each taken to :func:`hybrid_depth`, with
-  :func:`fuse_rrf`; with only one of them available the scores are still RRF scores.
+  :func:`fuse_hybrid` (reciprocal rank fusion, each text hit weighted by the share of the
+  query's words it contains); with only one ranking available the scores are still RRF scores.
 - Equal scores are ordered by id, ascending, so results never depend on insertion order.
 
 Vectors are exact brute force: one contiguous float32 matrix of unit rows, so a query is one
@@ -33,7 +34,16 @@ from typing import Generic, Literal, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Doc", "LocalIndex", "Mode", "fuse_rrf", "hybrid_depth", "tokenize"]
+__all__ = [
+    "Doc",
+    "LocalIndex",
+    "Mode",
+    "coverage",
+    "fuse_hybrid",
+    "fuse_rrf",
+    "hybrid_depth",
+    "tokenize",
+]
 
 Mode = Literal["vector", "text", "hybrid"]
 
@@ -127,6 +137,46 @@ def fuse_rrf(rankings: Sequence[Sequence[str]], *, c: int = RRF_C) -> list[tuple
             if doc_id not in seen:
                 seen.add(doc_id)
                 scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (c + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+COVERAGE_POWER = 4
+
+
+def coverage(query_tokens: Collection[str], doc_tokens: Collection[str]) -> float:
+    """The share of the query's distinct words that a record contains, in [0, 1]."""
+    wanted = set(query_tokens)
+    if not wanted:
+        return 0.0
+    return len(wanted.intersection(doc_tokens)) / len(wanted)
+
+
+def fuse_hybrid(
+    vector_ids: Sequence[str], text_hits: Sequence[tuple[str, float]], *, c: int = RRF_C
+) -> list[tuple[str, float]]:
+    """Fuse a vector ranking and a text ranking for hybrid search.
+
+    Reciprocal rank fusion, except that a text hit adds ``coverage ** 4 / (c + rank)``, where
+    ``coverage`` (given with each hit) is the share of the query's words the record contains.
+    A full keyword match counts as much as a vector rank; a record that shares only a few
+    words of a long natural-language question (often just "a", "is", "the") counts for little.
+    With plain RRF those word-overlap hits outvoted the vector ranking on paraphrased
+    questions, and hybrid recall fell below vector recall (docs/decisions.md, #17).
+
+    Returns:
+        Every id with its fused score, by score descending, then id ascending.
+    """
+    scores: dict[str, float] = {}
+    for rank, doc_id in enumerate(dict.fromkeys(vector_ids), start=1):
+        scores[doc_id] = 1.0 / (c + rank)
+    seen: set[str] = set()
+    rank = 0
+    for doc_id, share in text_hits:
+        if doc_id in seen:
+            continue
+        seen.add(doc_id)
+        rank += 1
+        scores[doc_id] = scores.get(doc_id, 0.0) + share**COVERAGE_POWER / (c + rank)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
@@ -285,7 +335,7 @@ class LocalIndex:
         """Return up to ``k`` ``(id, score)`` pairs, best first, equal scores by id ascending.
 
         Args:
-            mode: "vector" (cosine), "text" (BM25) or "hybrid" (RRF of both).
+            mode: "vector" (cosine), "text" (BM25) or "hybrid" (:func:`fuse_hybrid`).
             k: how many results at most.
             text: the query text ("text" and "hybrid"); a text without tokens matches nothing.
             vector: the query vector ("vector" and "hybrid").
@@ -322,7 +372,10 @@ class LocalIndex:
         depth = hybrid_depth(k)
         by_vector = self._vector_rank(unit, mask, depth)
         by_text = self._text_rank(tokens, mask, depth)
-        return fuse_rrf([[doc_id for doc_id, _ in hits] for hits in (by_vector, by_text)])[:k]
+        text_hits = [
+            (doc_id, coverage(tokens, self._tfs[self._row[doc_id]])) for doc_id, _ in by_text
+        ]
+        return fuse_hybrid([doc_id for doc_id, _ in by_vector], text_hits)[:k]
 
     def _unit(self, vector: NDArray[np.floating], *, fix_dim: bool) -> NDArray[np.float32]:
         """Validate ``vector`` and return it as a unit float32 vector.

@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from rmem._search_local import Doc, LocalIndex, Mode, fuse_rrf, hybrid_depth, tokenize
+from rmem._search_local import (
+    Doc,
+    LocalIndex,
+    Mode,
+    coverage,
+    fuse_hybrid,
+    fuse_rrf,
+    hybrid_depth,
+    tokenize,
+)
 
 MODES: tuple[Mode, ...] = ("vector", "text", "hybrid")
 PUNCTUATION = "@ - | { } ( ) [ ] * \" ' : ; ~ % $ \\"
@@ -624,3 +633,36 @@ def test_a_mode_ignores_the_query_part_it_does_not_use() -> None:
         index.search(mode="text", k=1, text="banana")[0]
     ]
     assert index.search(mode="vector", k=1, text="banana", vector=np.array([0.0, 1.0]))[0][0] == "b"
+
+
+def test_coverage_is_the_share_of_query_words_a_record_holds() -> None:
+    assert coverage({"a", "b", "c", "d"}, ["b", "d", "x"]) == 0.5
+    assert coverage({"a"}, ["a"]) == 1.0
+    assert coverage(set(), ["a"]) == 0.0
+
+
+def test_fuse_hybrid_weights_text_hits_by_coverage() -> None:
+    # "k" holds every query word: it counts like a vector rank of the same position.
+    fused = dict(fuse_hybrid(["v1", "v2"], [("k", 1.0), ("v2", 0.5)], c=60))
+    assert fused["k"] == pytest.approx(1 / 61)
+    assert fused["v1"] == pytest.approx(1 / 61)
+    assert fused["v2"] == pytest.approx(1 / 62 + 0.5**4 / 62)
+    # A text hit sharing a quarter of a long question's words barely moves the vector order.
+    order = [i for i, _ in fuse_hybrid(["a", "b", "c"], [("c", 0.25), ("z", 0.25)])]
+    assert order == ["a", "b", "c", "z"]
+    assert fuse_hybrid([], []) == []
+
+
+def test_hybrid_search_prefers_full_keyword_matches_over_word_overlap() -> None:
+    index = LocalIndex()
+    index.upsert(doc("exact", "the ZipImportError exception", vector=[1.0, 0.0]))
+    index.upsert(doc("near", "a thing that is a thing", vector=[0.0, 1.0]))
+    # Every query word matched: the keyword hit outranks the nearest vector.
+    hits = index.search(mode="hybrid", k=2, text="ZipImportError exception", vector=[0.1, 1.0])
+    assert [i for i, _ in hits] == ["exact", "near"]
+    # Two small words of a long question matched: the vector order stands.
+    query = "is there a way to list things"
+    hits = index.search(mode="hybrid", k=2, text=query, vector=[1.0, 0.1])
+    assert [i for i, _ in hits] == ["exact", "near"]
+    hits = index.search(mode="hybrid", k=2, text=query, vector=[0.1, 1.0])
+    assert [i for i, _ in hits] == ["near", "exact"]

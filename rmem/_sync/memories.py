@@ -37,7 +37,14 @@ from rmem._memory_core import (
     text_digest,
     time_ms,
 )
-from rmem._search_local import Doc, LocalIndex, fuse_rrf, hybrid_depth
+from rmem._search_local import (
+    Doc,
+    LocalIndex,
+    coverage,
+    fuse_hybrid,
+    hybrid_depth,
+    tokenize,
+)
 from rmem._search_redis import (
     FILTER_PAGE,
     IndexSpec,
@@ -462,7 +469,11 @@ class Memories:
             ranking.sort(key=lambda pair: (-pair[1], pair[0]))
             rankings.append(ranking)
         if mode == "hybrid":
-            fused = fuse_rrf([[rid for rid, _ in r] for r in rankings])[:k]
+            by_vector = rankings[0] if kinds[0] == "vector" else []
+            by_text = rankings[-1] if kinds[-1] == "text" else []
+            words = set(tokenize(text or ""))
+            text_hits = [(rid, coverage(words, tokenize(records[rid].text))) for rid, _ in by_text]
+            fused = fuse_hybrid([rid for rid, _ in by_vector], text_hits)[:k]
         else:
             fused = rankings[0][:k]
         return [SearchHit.model_construct(record=records[rid], score=s) for rid, s in fused]
