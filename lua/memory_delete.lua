@@ -2,16 +2,22 @@
 -- them back (last writer wins).
 -- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
 -- KEYS[6..] one record hash per item, in order
--- ARGV[1] change log MAXLEN   ARGV[2..] per item: id, stamp
+-- ARGV[1] change log MAXLEN   ARGV[2] most ms a stamp may be ahead of TIME
+-- ARGV[3..] per item: id, stamp
 -- Returns, per item, 1 when a live record was deleted, else 0 (absent, already deleted, or
 -- written by a newer write, which wins)
 --!include _memory.lua
 
-local maxlen = ARGV[1]
+local maxlen, bound = ARGV[1], tonumber(ARGV[2])
+local now = now_ms()
+for i = 4, #ARGV, 2 do
+  local refused = check_stamp(ARGV[i], now, bound)
+  if refused then return redis.error_reply(refused) end
+end
 local out, changed = {}, false
 for k = 6, #KEYS do
   local key = KEYS[k]
-  local id, stamp = ARGV[2 * (k - 6) + 2], ARGV[2 * (k - 6) + 3]
+  local id, stamp = ARGV[2 * (k - 6) + 3], ARGV[2 * (k - 6) + 4]
   local cur = redis.call('HGET', key, 'stamp')
   local tomb = redis.call('HGET', TOMBS, id)
   local deleted = 0

@@ -2,16 +2,23 @@
 -- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
 -- KEYS[6..] one record hash per item, in order
 -- ARGV[1] dedupe (0|1): return the live record holding the same normalised text instead
--- ARGV[2] change log MAXLEN (approximate)
--- ARGV[3..] per item: id, stamp, text digest, ttl ms (0 = none), n, then n field/value pairs
+-- ARGV[2] change log MAXLEN (approximate)   ARGV[3] most ms a stamp may be ahead of TIME
+-- ARGV[4..] per item: id, stamp, text digest, ttl ms (0 = none), n, then n field/value pairs
 -- Returns, per item, {status, id, created ms, updated ms}, flattened, where status is
 --   0 written, 1 deduplicated (id names the existing record), 2 a newer write already holds
 --   the id (nothing written), 3 the id was deleted by a newer write (nothing written)
 --!include _memory.lua
 
-local dedupe, maxlen = ARGV[1] == '1', ARGV[2]
+local dedupe, maxlen, bound = ARGV[1] == '1', ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
-local out, changed, a = {}, false, 3
+local out, changed, a = {}, false, 4
+-- Every stamp is checked before anything is written: a refused batch changes nothing.
+while a <= #ARGV do
+  local refused = check_stamp(ARGV[a + 1], now, bound)
+  if refused then return redis.error_reply(refused) end
+  a = a + 5 + 2 * tonumber(ARGV[a + 4])
+end
+a = 4
 for k = 6, #KEYS do
   local key = KEYS[k]
   local id, stamp, dig, ttl, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]),

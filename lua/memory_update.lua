@@ -2,20 +2,22 @@
 -- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
 -- KEYS[6] the record hash
 -- ARGV[1] id   ARGV[2] stamp   ARGV[3] new text digest ('' = text unchanged)
--- ARGV[4] change log MAXLEN   ARGV[5] n, then n field/value pairs to set
--- ARGV[6 + 2n] m, then m field names to remove
+-- ARGV[4] change log MAXLEN   ARGV[5] most ms a stamp may be ahead of TIME
+-- ARGV[6] n, then n field/value pairs to set   ARGV[7 + 2n] m, then m field names to remove
 -- Returns {status, created ms, updated ms}: status 0 no such record, 1 updated,
 --   2 a newer write already holds the record (nothing changed)
 --!include _memory.lua
 
 local key, id, stamp, dig, maxlen = KEYS[6], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now = now_ms()
+local refused = check_stamp(stamp, now, tonumber(ARGV[5]))
+if refused then return redis.error_reply(refused) end
 local cur = redis.call('HMGET', key, 'stamp', 'created', 'updated')
 if not cur[1] then return {0, 0, 0} end
 if cur[1] >= stamp then return {2, tonumber(cur[2]), tonumber(cur[3])} end
-local now = now_ms()
-local n = tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
 local fields = {'updated', now, 'stamp', stamp}
-for i = 6, 5 + 2 * n do fields[#fields + 1] = ARGV[i] end
+for i = 7, 6 + 2 * n do fields[#fields + 1] = ARGV[i] end
 if dig ~= '' then
   drop_digest(key, id)
   redis.call('HSET', TEXTS, dig, id)
@@ -23,7 +25,7 @@ if dig ~= '' then
   fields[#fields + 1] = dig
 end
 redis.call('HSET', key, unpack(fields))
-local m_at = 6 + 2 * n
+local m_at = 7 + 2 * n
 local m = tonumber(ARGV[m_at])
 if m > 0 then redis.call('HDEL', key, unpack(ARGV, m_at + 1, m_at + m)) end
 log_change(maxlen, 'put', id, stamp)

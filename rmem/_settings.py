@@ -23,6 +23,7 @@ DEFAULT_HNSW_M = 16
 DEFAULT_HNSW_EF_CONSTRUCTION = 200
 DEFAULT_HNSW_EF_RUNTIME = 100
 DEFAULT_CHANGE_LOG_MAXLEN = 10_000
+DEFAULT_MAX_STAMP_AHEAD_MS = 60_000
 MAX_VECTOR_DIM = 4096
 
 _FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
             "redisearch" (fail if the server lacks it) or "local" (always in process).
         hnsw_m, hnsw_ef_construction, hnsw_ef_runtime: HNSW vector index parameters.
         change_log_maxlen: approximate length at which a namespace's change log is trimmed.
+        max_stamp_ahead_ms: a write whose clock stamp is further ahead of the Redis server's
+            clock than this is refused with ValidationError (a host clock far in the future
+            would otherwise win every conflict).
     """
 
     model_config = SettingsConfigDict(env_prefix="RMEM_", frozen=True, extra="forbid")
@@ -73,6 +77,7 @@ class Settings(BaseSettings):
     hnsw_ef_construction: int = Field(DEFAULT_HNSW_EF_CONSTRUCTION, ge=1, le=4096)
     hnsw_ef_runtime: int = Field(DEFAULT_HNSW_EF_RUNTIME, ge=1, le=4096)
     change_log_maxlen: int = Field(DEFAULT_CHANGE_LOG_MAXLEN, ge=100)
+    max_stamp_ahead_ms: int = Field(DEFAULT_MAX_STAMP_AHEAD_MS, ge=0)
 
     @field_validator("url")
     @classmethod

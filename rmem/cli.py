@@ -1,7 +1,7 @@
 """The ``rmem`` command.
 
     rmem server   run an embedded Redis 8.2 with RediSearch until Ctrl-C
-    rmem demo     two agent processes sharing one session, checked end to end
+    rmem demo     agent processes sharing a session and a memory namespace, checked end to end
     rmem --version
 
 Each subcommand module is imported only when that subcommand runs.
@@ -41,7 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     subcommands: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], object]] = [
         ("server", "run an embedded Redis 8.2 with RediSearch", server.add_arguments, _server),
-        ("demo", "two agent processes sharing one session", demo.add_arguments, _demo),
+        (
+            "demo",
+            "agent processes sharing a session and a memory namespace",
+            demo.add_arguments,
+            _demo,
+        ),
     ]
     for name, summary, add_arguments, handler in subcommands:
         sub = commands.add_parser(name, help=summary, description=summary)

@@ -12,22 +12,50 @@ from pathlib import Path
 import pytest
 
 import rmem
-from rmem.demo import AGENTS, NAMESPACE, SESSION_ID
+from rmem.demo import (
+    AGENTS,
+    EMBED_DIM,
+    NAMESPACE,
+    NOTE_COUNT,
+    RESEARCH_NAMESPACE,
+    SESSION_ID,
+    TOPICS,
+)
+from rmem.embedders import HashEmbedder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = 20
+MEMORY_ROWS = (
+    "notes written",
+    "notes found by the writer",
+    "searches (hybrid, k=3)",
+    "add p50 (ms)",
+    "add p99 (ms)",
+    "search p50 (ms)",
+    "search p99 (ms)",
+    "first seen p50 (ms)",
+    "first seen max (ms)",
+)
+FINAL_OK = (
+    "OK: both acts passed: act 1 (two agents, one session); "
+    "act 2 (a researcher and a writer, one memory namespace)."
+)
 
 
 def _rmem(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return _python("-m", "rmem", *args, timeout=timeout)
+
+
+def _python(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     path = os.environ.get("PYTHONPATH", "")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), path) if p),
         "PYTHONIOENCODING": "utf-8",
-        "COLUMNS": "120",  # keep table rows on one line each
+        "COLUMNS": "120",  # keep table rows and OK lines on one line each
     }
     return subprocess.run(
-        [sys.executable, "-m", "rmem", *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -46,12 +74,30 @@ def _table_rows(output: str) -> dict[str, list[str]]:
     return rows
 
 
+def _memory_rows(output: str) -> dict[str, float]:
+    """The memory act's table, as {measure: value}."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")]
+        if len(cells) == 4 and cells[1] in MEMORY_ROWS:
+            rows[cells[1]] = float(cells[2])
+    return rows
+
+
 def _check_demo_output(result: subprocess.CompletedProcess[str], messages: int) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout
     assert re.search(rf"^OK: {2 * messages} messages from 2 processes", result.stdout, re.M)
-    rows = _table_rows(result.stdout)
-    assert set(rows) == {*AGENTS, "total"}, result.stdout
+    _check_session_table(result.stdout, messages)
+    _check_memory_table(result.stdout)
+    act_2_ok = rf"^OK: {NOTE_COUNT} notes from the researcher, all found by the writer"
+    assert re.search(act_2_ok, result.stdout, re.M)
+    assert result.stdout.rstrip().splitlines()[-1] == FINAL_OK
+
+
+def _check_session_table(output: str, messages: int) -> None:
+    rows = _table_rows(output)
+    assert set(rows) == {*AGENTS, "total"}, output
     for agent in AGENTS:
         written, seen, size, *latencies = rows[agent]
         assert int(written) == messages
@@ -60,6 +106,17 @@ def _check_demo_output(result: subprocess.CompletedProcess[str], messages: int) 
         assert all(float(ms) > 0 for ms in latencies)
     assert int(rows["total"][0]) == 2 * messages
     assert int(rows["total"][2]) == sum(int(rows[agent][2]) for agent in AGENTS)
+
+
+def _check_memory_table(output: str) -> None:
+    rows = _memory_rows(output)
+    assert set(rows) == set(MEMORY_ROWS), output
+    assert rows["notes written"] == rows["notes found by the writer"] == NOTE_COUNT == 60
+    # The writer searches each topic at least until that topic's last note arrives.
+    assert rows["searches (hybrid, k=3)"] >= NOTE_COUNT / len(TOPICS)
+    for low, high in (("add p50", "add p99"), ("search p50", "search p99")):
+        assert 0 < rows[f"{low} (ms)"] <= rows[f"{high} (ms)"]
+    assert 0 < rows["first seen p50 (ms)"] <= rows["first seen max (ms)"]
 
 
 def test_demo_on_its_own_embedded_redis() -> None:
@@ -77,11 +134,17 @@ def test_demo_on_a_given_redis_twice(redis_url: str) -> None:
     first = _rmem("demo", "--messages", str(MESSAGES), "--url", redis_url, "--no-progress")
     _check_demo_output(first, MESSAGES)
     assert "Starting an embedded Redis" not in first.stdout
-    # A second run starts from a clean session instead of finding the first run's messages.
+    # A second run starts from a clean session and namespace instead of finding the first
+    # run's messages and notes.
     second = _rmem("demo", "--messages", "7", "--url", redis_url, "--quiet")
     _check_demo_output(second, 7)
-    assert "left by an earlier run" in second.stdout
-    with rmem.Client.from_url(redis_url, namespace=NAMESPACE) as client:
+    assert f"Deleted the session {NAMESPACE}/{SESSION_ID} left by an earlier run" in second.stdout
+    assert f"Forgot {NOTE_COUNT} memories of namespace {RESEARCH_NAMESPACE}" in second.stdout
+    embedder = HashEmbedder(EMBED_DIM)
+    with (
+        rmem.Client.from_url(redis_url, namespace=NAMESPACE) as client,
+        rmem.Client.from_url(redis_url, namespace=RESEARCH_NAMESPACE, embedder=embedder) as shared,
+    ):
         session = client.session(SESSION_ID)
         try:
             messages = session.messages()
@@ -89,8 +152,36 @@ def test_demo_on_a_given_redis_twice(redis_url: str) -> None:
             assert sorted(m.name or "" for m in messages) == sorted(AGENTS * 7)
             info = session.info()
             assert info.ttl_policy == 3600
+            assert shared.memories.count() == NOTE_COUNT
+            hits = shared.memories.search("Jupiter largest planet", k=1, tags=["astronomy"])
+            assert [hit.record.text for hit in hits] == [
+                "Jupiter is the largest planet in the Solar System."
+            ]
+            assert hits[0].record.metadata["source"] == "nasa.gov"
         finally:
             session.delete()
+            shared.memories.forget(all=True)
+
+
+def test_demo_fails_when_the_writer_misses_notes(redis_url: str) -> None:
+    # A writer with no time to search finds nothing: the act must say FAILED, the run exit 1.
+    code = (
+        "import sys, rmem.cli, rmem.demo\n"
+        "rmem.demo.WRITER_TIMEOUT = 0.0\n"
+        "sys.exit(rmem.cli.main(sys.argv[1:]))\n"
+    )
+    result = _python("-c", code, "demo", "--messages", "3", "--url", redis_url, "--quiet")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"^OK: 6 messages from 2 processes", result.stdout, re.M)  # act 1 still ran
+    missed = rf"^FAILED: the writer never found {NOTE_COUNT} of the notes within 0 s"
+    assert re.search(missed, result.stdout, re.M)
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        "FAILED: act 2 (a researcher and a writer, one memory namespace)."
+    )
+    with rmem.Client.from_url(
+        redis_url, namespace=RESEARCH_NAMESPACE, embedder=HashEmbedder(EMBED_DIM)
+    ) as shared:
+        shared.memories.forget(all=True)
 
 
 def test_demo_reports_an_unreachable_redis() -> None:

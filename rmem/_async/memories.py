@@ -182,7 +182,7 @@ class AsyncMemories:
         for start in range(0, len(prepared), _PUT_CHUNK):
             chunk = prepared[start : start + _PUT_CHUNK]
             keys = [*self._keys, *(memory_key(self._ns, p.id) for p in chunk)]
-            args: list[Arg] = [int(dedupe), self._settings.change_log_maxlen]
+            args: list[Arg] = [int(dedupe), *self._log_args()]
             for p in chunk:
                 fields = record_fields(
                     p.text, p.tags, p.metadata, p.vector, self._ns, self._settings.memory_fields
@@ -260,7 +260,7 @@ class AsyncMemories:
         await self._ready()
         key = memory_key(self._ns, rid)
         stamp = self._client._clock.now().encode()
-        args: list[Arg] = [rid, stamp, digest, self._settings.change_log_maxlen]
+        args: list[Arg] = [rid, stamp, digest, *self._log_args()]
         args += [len(to_set) // 2, *to_set, len(to_remove), *to_remove]
         reply, fields = await self._backend.pipeline(
             [ScriptCall(_lua.MEMORY_UPDATE, [*self._keys, key], args), ("HGETALL", key)],
@@ -330,7 +330,7 @@ class AsyncMemories:
         for start in range(0, len(ids), _PUT_CHUNK):
             chunk = ids[start : start + _PUT_CHUNK]
             keys = [*self._keys, *(memory_key(self._ns, rid) for rid in chunk)]
-            args: list[Arg] = [self._settings.change_log_maxlen]
+            args: list[Arg] = self._log_args()
             for rid in chunk:
                 args += [rid, clock.now().encode()]
             steps.append(ScriptCall(_lua.MEMORY_DELETE, keys, args))
@@ -558,6 +558,10 @@ class AsyncMemories:
         return out
 
     # ------------------------------------------------------------ plumbing
+
+    def _log_args(self) -> list[Arg]:
+        settings = self._settings
+        return [settings.change_log_maxlen, settings.max_stamp_ahead_ms]
 
     def _prepare(self, item: str | Mapping[str, Any], n: int) -> _Prepared:
         ns = self._ns
