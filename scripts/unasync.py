@@ -37,6 +37,8 @@ SUBSTITUTIONS = [
     (r"\b__aexit__\b", "__exit__"),
     (r"\baclose\b", "close"),
     (r"\basyncio\.sleep\b", "time.sleep"),
+    (r"\basyncio\.Lock\b", "threading.Lock"),
+    (r"(?m)^import asyncio$", "import threading"),
 ]
 HEADER = (
     "# Generated from rmem/_async/{name} by scripts/unasync.py: edit that file, not this one.\n"

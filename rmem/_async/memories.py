@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class _LocalCache:
     rev: int = -1
     index: LocalIndex = field(default_factory=LocalIndex)
     records: dict[str, MemoryRecord] = field(default_factory=dict)
+    log_id: str = ""  # the newest change log entry this copy reflects
 
 
 @dataclass(slots=True)
@@ -78,6 +80,8 @@ class SearchState:
     """What a client (and its namespace views) learned about search on its server."""
 
     engine: Literal["redisearch", "local"] | None = None  # found on first use
+    # In-process copies are updated in place: one refresh-and-search at a time per client.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     indexed: set[str] = field(default_factory=set)  # namespaces whose index was checked
     local: dict[str, _LocalCache] = field(default_factory=dict)
 
@@ -97,6 +101,7 @@ class AsyncMemories:
         self._settings = client._backend.settings
         self._ns = client.namespace
         self._keys = memory_keys(self._ns)
+        self._count_keys = (self._keys.ids, self._keys.meta, self._keys.log)
         self._state: SearchState = client._search_state
         self._embedder = client.embedder
         settings = self._settings
@@ -356,7 +361,9 @@ class AsyncMemories:
 
     async def count(self) -> int:
         """Return the number of live records in the namespace."""
-        reply = await self._backend.run(_lua.MEMORY_COUNT, self._keys[:2], (), namespace=self._ns)
+        reply = await self._backend.run(
+            _lua.MEMORY_COUNT, self._count_keys, self._log_args()[:1], namespace=self._ns
+        )
         return int(reply[0])
 
     async def search(
@@ -488,6 +495,20 @@ class AsyncMemories:
         until_ms: int | None,
         where: dict[str, str],
     ) -> list[SearchHit]:
+        async with self._state.lock:
+            return await self._search_copy(mode, k, text, vec, tags, since_ms, until_ms, where)
+
+    async def _search_copy(
+        self,
+        mode: Mode,
+        k: int,
+        text: str | None,
+        vec: bytes | None,
+        tags: list[str] | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        where: dict[str, str],
+    ) -> list[SearchHit]:
         cache = await self._local_cache()
         now = time.time()
         alive = [r for r in cache.records.values() if r.expires_at is None or r.expires_at > now]
@@ -513,35 +534,57 @@ class AsyncMemories:
         return hits[:k]
 
     async def _local_cache(self) -> _LocalCache:
-        # The namespace revision changes with every write, delete and expiry, so one script
-        # run tells whether the copy held in process is still exact.
-        cache = self._state.local.setdefault(self._ns, _LocalCache())
-        _, rev = await self._backend.run(_lua.MEMORY_COUNT, self._keys[:2], (), namespace=self._ns)
-        if int(rev) == cache.rev:
+        # One script run says whether the in-process copy is exact (same revision). If not,
+        # the change log after the copy's last entry names the records to reload, unless the
+        # log was trimmed past that entry: then the whole namespace is reloaded.
+        _, rev, newest, oldest = await self._backend.run(
+            _lua.MEMORY_COUNT, self._count_keys, self._log_args()[:1], namespace=self._ns
+        )
+        rev, newest, oldest = int(rev), _text(newest), _text(oldest)
+        cache = self._state.local.get(self._ns)
+        if cache is not None and cache.rev == rev:
             return cache
+        if cache is None or not cache.log_id or _after(oldest, cache.log_id):
+            cache = await self._load_all(rev, newest)
+        else:
+            entries = await self._backend.call(
+                "XRANGE", self._keys.log, "(" + cache.log_id, newest or "+", namespace=self._ns
+            )
+            changed = list(dict.fromkeys(_entry_id(entry) for entry in entries))
+            for rid, loaded in zip(changed, await self._load(changed), strict=True):
+                if loaded is None:
+                    cache.index.remove(rid)
+                    cache.records.pop(rid, None)
+                else:
+                    self._cache_put(cache, *loaded)
+            cache.rev, cache.log_id = rev, newest
+        self._state.local[self._ns] = cache
+        return cache
+
+    async def _load_all(self, rev: int, log_id: str) -> _LocalCache:
+        fresh = _LocalCache(rev=rev, index=LocalIndex(self._spec.dim), log_id=log_id)
         ids = await self._backend.call("ZRANGE", self._keys.ids, 0, -1, namespace=self._ns)
-        fresh = _LocalCache(rev=int(rev), index=LocalIndex(self._spec.dim))
         for start in range(0, len(ids), _LOAD_CHUNK):
             chunk = [i.decode() for i in ids[start : start + _LOAD_CHUNK]]
-            for loaded in await self._get_many_with_vectors(chunk):
-                if loaded is None:
-                    continue
-                vector, record = loaded
-                fresh.records[record.id] = record
-                fresh.index.upsert(
-                    Doc(
-                        id=record.id,
-                        text=record.text,
-                        tags=frozenset(record.tags),
-                        created_ms=round(record.created_at * 1000),
-                        fields=declared_forms(record.metadata, self._settings.memory_fields),
-                        vector=vector,
-                    )
-                )
-        self._state.local[self._ns] = fresh
+            for loaded in await self._load(chunk):
+                if loaded is not None:
+                    self._cache_put(fresh, *loaded)
         return fresh
 
-    async def _get_many_with_vectors(
+    def _cache_put(self, cache: _LocalCache, vector: Any, record: MemoryRecord) -> None:
+        cache.records[record.id] = record
+        cache.index.upsert(
+            Doc(
+                id=record.id,
+                text=record.text,
+                tags=frozenset(record.tags),
+                created_ms=round(record.created_at * 1000),
+                fields=declared_forms(record.metadata, self._settings.memory_fields),
+                vector=vector,
+            )
+        )
+
+    async def _load(
         self, ids: Sequence[str]
     ) -> list[tuple[np.ndarray | None, MemoryRecord] | None]:
         keys = [memory_key(self._ns, rid) for rid in ids]
@@ -680,3 +723,24 @@ def declared_forms(metadata: Mapping[str, Any], declared: Sequence[str]) -> dict
         if form is not None:
             out[name] = form
     return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _after(a: str, b: str) -> bool:
+    """Whether stream id ``a`` comes after ``b`` (False when ``a`` is empty)."""
+    return bool(a) and _stream_id(a) > _stream_id(b)
+
+
+def _entry_id(entry: Any) -> str:
+    # A change log entry is [stream id, [field, value, ...]] with field b"i" the record id.
+    fields = entry[1]
+    at = list(fields).index(b"i")
+    return _text(fields[at + 1])
