@@ -259,13 +259,13 @@ def environment(url: str) -> str:
     )
 
 
-def write_section(path: Path, text: str) -> None:
-    """Put ``text`` between this script's markers in ``path``, replacing an older run."""
-    section = f"{MARK_START}\n{text}\n{MARK_END}"
+def write_section(path: Path, text: str, start: str = MARK_START, end: str = MARK_END) -> None:
+    """Put ``text`` between a script's markers in ``path``, replacing an older run."""
+    section = f"{start}\n{text}\n{end}"
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if MARK_START in old and MARK_END in old:
-        head, rest = old.split(MARK_START, 1)
-        new = head + section + rest.split(MARK_END, 1)[1]
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        new = head + section + rest.split(end, 1)[1]
     else:
         new = (old.rstrip("\n") + "\n\n" if old else "") + section + "\n"
     path.write_text(new, encoding="utf-8")

@@ -157,27 +157,36 @@ def check_compatible(spec: IndexSpec, info: Mapping[Any, Any]) -> None:
 
 
 def filter_expression(
-    namespace: str,
     tags: Sequence[str] | None,
     since_ms: int | None,
     until_ms: int | None,
     where: Mapping[str, str],
-) -> FilterExpression:
-    """The filter every query of a namespace carries (the namespace tag always)."""
-    expr: FilterExpression = Tag("ns") == namespace
+) -> FilterExpression | None:
+    """The user's filters as one expression, or None when there are none.
+
+    The namespace is not a filter: each namespace has its own index over its own key prefix,
+    so a query cannot reach another namespace's records. Filtering on the ``ns`` tag anyway
+    made RediSearch treat every KNN query as a filtered one: a hybrid search over 100k
+    records took 26.8 ms at p50 with it against about 8 ms without (benchmarks/bench_search.py).
+    """
+    parts: list[FilterExpression] = []
     if tags:
-        expr = expr & (Tag("tags") == list(tags))
+        parts.append(Tag("tags") == list(tags))
     if since_ms is not None:
-        expr = expr & (Num("created") >= since_ms)
+        parts.append(Num("created") >= since_ms)
     if until_ms is not None:
-        expr = expr & (Num("created") <= until_ms)
-    for name, value in where.items():
-        expr = expr & (Tag(FIELD_PREFIX + name) == value)
+        parts.append(Num("created") <= until_ms)
+    parts += [Tag(FIELD_PREFIX + name) == value for name, value in where.items()]
+    if not parts:
+        return None
+    expr = parts[0]
+    for part in parts[1:]:
+        expr = expr & part
     return expr
 
 
 def vector_command(
-    spec: IndexSpec, vector: bytes, depth: int, where: FilterExpression, ef_runtime: int
+    spec: IndexSpec, vector: bytes, depth: int, where: FilterExpression | None, ef_runtime: int
 ) -> list[Any]:
     """``FT.SEARCH`` for the ``depth`` nearest records (cosine) passing ``where``."""
     query = VectorQuery(
@@ -192,7 +201,7 @@ def vector_command(
 
 
 def text_command(
-    spec: IndexSpec, text: str, depth: int, where: FilterExpression
+    spec: IndexSpec, text: str, depth: int, where: FilterExpression | None
 ) -> list[Any] | None:
     """``FT.SEARCH`` ranking records by BM25 on their text; None when ``text`` has no words."""
     tokens = tokenize(text)
@@ -210,7 +219,7 @@ def text_command(
     return _command(spec, query, {})
 
 
-def filter_command(spec: IndexSpec, where: FilterExpression, offset: int) -> list[Any]:
+def filter_command(spec: IndexSpec, where: FilterExpression | None, offset: int) -> list[Any]:
     """``FT.SEARCH`` listing the ids of records passing ``where``, a page at a time."""
     query = FilterQuery(where, return_fields=["id"], num_results=_MAX_FILTER_PAGE)
     query.paging(offset, _MAX_FILTER_PAGE)

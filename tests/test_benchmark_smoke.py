@@ -1,4 +1,4 @@
-"""The checked-in session benchmark runs and prints every row (no timing assertions)."""
+"""The checked-in benchmarks run and print every row (no timing assertions)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ROWS = (
+SESSION_ROWS = (
     "append",
     "raw XADD",
     "raw pipeline XADD+HSET+HINCRBY+PEXPIRE\u00d73",
@@ -19,30 +19,64 @@ ROWS = (
     "info()",
     "raw pipeline HGETALL+PTTL",
 )
+SEARCH_ROWS = (
+    "search(mode='vector', k=10)",
+    "raw FT.SEARCH KNN 10",
+    "search(mode='text', k=10)",
+    "raw FT.SEARCH BM25STD LIMIT 10",
+    "search(mode='hybrid', k=10)",
+    "raw pipeline FT.SEARCH KNN + BM25STD",
+    "search(mode='vector', k=10, tags=[1 tag])",
+    "raw FT.SEARCH KNN 10 + tag filter",
+    "local search(mode='vector', k=10)",
+    "local search(mode='text', k=10)",
+    "local search(mode='hybrid', k=10)",
+)
 
 
-def test_bench_sessions_quick_run_prints_every_row(redis_url: str, tmp_path: Path) -> None:
-    report = tmp_path / "bench.md"
+def quick_run(
+    script: str, redis_url: str, report: Path, timeout: int
+) -> tuple[str, list[list[str]]]:
+    """Run ``script --quick`` against the test server; return its output and table rows."""
     report.write_text("# Benchmarks\n", encoding="utf-8")
-    script = "benchmarks/bench_sessions.py"
     proc = subprocess.run(
         [sys.executable, script, "--quick", "--url", redis_url, "--markdown", str(report)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         encoding="utf-8",
-        timeout=60,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr
-    names = [
-        line.split("|")[1].strip().strip("`")
+    rows = [
+        [cell.strip() for cell in line.split("|")[1:-1]]
         for line in proc.stdout.splitlines()
         if line.startswith("| ") and not line.startswith("| operation")
     ]
-    assert names == list(ROWS)
     assert "Environment: Python" in proc.stdout
     assert "budget" in proc.stdout
+    assert report.read_text(encoding="utf-8").startswith("# Benchmarks\n")
+    return proc.stdout, rows
+
+
+def test_bench_sessions_quick_run_prints_every_row(redis_url: str, tmp_path: Path) -> None:
+    report = tmp_path / "bench.md"
+    _, rows = quick_run("benchmarks/bench_sessions.py", redis_url, report, timeout=60)
+    assert [row[0].strip("`") for row in rows] == list(SESSION_ROWS)
     written = report.read_text(encoding="utf-8")
-    assert written.startswith("# Benchmarks\n")
     assert "<!-- bench_sessions:start -->" in written
     assert "| `extend(100)` |" in written
+
+
+def test_bench_search_quick_run_prints_every_row(redis_url: str, tmp_path: Path) -> None:
+    report = tmp_path / "bench.md"
+    out, rows = quick_run("benchmarks/bench_search.py", redis_url, report, timeout=120)
+    assert [row[0].strip("`") for row in rows] == list(SEARCH_ROWS)
+    for row in rows:  # records, p50, p95, p99 and throughput are numbers
+        assert all(cell.replace(",", "").isdigit() for cell in row[1:5]), row
+        assert row[5].endswith("ops/s"), row
+    assert "HNSW (rmem Settings defaults): M=16" in out
+    written = report.read_text(encoding="utf-8")
+    assert written.count("<!-- bench_search:start -->") == 1
+    assert written.rstrip().endswith("<!-- bench_search:end -->")
+    assert "| `search(mode='hybrid', k=10)` |" in written

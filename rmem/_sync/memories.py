@@ -308,7 +308,7 @@ class Memories:
             raise ValidationError("forget takes all=True or filters, not both")
         if self._engine() == "redisearch":
             self._ready()
-            expr = filter_expression(self._ns, tag_list or None, None, None, conditions)
+            expr = filter_expression(tag_list or None, None, None, conditions)
             command = filter_command(self._spec, expr, 0)
             total = 0
             while True:
@@ -443,7 +443,7 @@ class Memories:
         where: dict[str, str],
     ) -> list[SearchHit]:
         depth = hybrid_depth(k) if mode == "hybrid" else k
-        expr = filter_expression(self._ns, tags, since_ms, until_ms, where)
+        expr = filter_expression(tags, since_ms, until_ms, where)
         commands: list[Sequence[Arg]] = []
         kinds: list[str] = []
         if vec is not None:
