@@ -117,16 +117,16 @@ def found_attributes(info: Mapping[Any, Any]) -> dict[str, dict[str, str]]:
     """Parse the ``attributes`` of an ``FT.INFO`` reply (RESP3 map) the same way."""
     out: dict[str, dict[str, str]] = {}
     for attribute in _get(info, "attributes") or []:
-        attrs = {_text(k).lower(): v for k, v in attribute.items()}
-        flags = {_text(f) for f in attrs.get("flags") or []}
-        name = _text(attrs.get("attribute") or attrs.get("identifier") or "?")
-        entry = {"type": _text(attrs.get("type", "?"))}
+        attrs = {text_of(k).lower(): v for k, v in attribute.items()}
+        flags = {text_of(f) for f in attrs.get("flags") or []}
+        name = text_of(attrs.get("attribute") or attrs.get("identifier") or "?")
+        entry = {"type": text_of(attrs.get("type", "?"))}
         if entry["type"] == "TAG":
-            entry["separator"] = repr(_text(attrs.get("separator", ",")))
+            entry["separator"] = repr(text_of(attrs.get("separator", ",")))
             entry["casesensitive"] = "yes" if "CASESENSITIVE" in flags else "no"
         if entry["type"] == "VECTOR":
-            entry["dim"] = _text(attrs.get("dim", "?"))
-            entry["distance_metric"] = _text(attrs.get("distance_metric", "?"))
+            entry["dim"] = text_of(attrs.get("dim", "?"))
+            entry["distance_metric"] = text_of(attrs.get("distance_metric", "?"))
         out[name] = entry
     return out
 
@@ -255,7 +255,7 @@ def parse_reply(reply: Mapping[Any, Any]) -> tuple[int, list[RawHit]]:
             score = _get(doc, "score")
             hits.append(
                 RawHit(
-                    _text(_get(doc, "id")),
+                    text_of(_get(doc, "id")),
                     None if score is None else float(score),
                     dict(_get(doc, "extra_attributes") or {}),
                 )
@@ -271,5 +271,6 @@ def _get(reply: Mapping[Any, Any], name: str) -> Any:
     return reply.get(name) if value is None else value
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """A reply value as str (hiredis gives bytes)."""
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -16,6 +16,7 @@ from rmem._errors import BackendError, NotFoundError, ValidationError
 from rmem._ids import new_id
 from rmem._keys import memory_key, memory_keys
 from rmem._memory_core import (
+    TAG_SEPARATOR,
     MemoryRecord,
     Mode,
     SearchHit,
@@ -54,6 +55,7 @@ from rmem._search_redis import (
     filter_expression,
     parse_reply,
     text_command,
+    text_of,
     vector_command,
 )
 
@@ -202,11 +204,9 @@ class AsyncMemories:
         reread: list[tuple[int, str]] = []
         for n, p in enumerate(prepared):
             status, rid, created, updated = flat[4 * n : 4 * n + 4]
-            if status == _WRITTEN:
-                out.append(p.record(self._ns, int(created), int(updated)))
-            else:  # deduplicated, or a newer write holds the id: return what Redis holds
-                out.append(p.record(self._ns, int(created), int(updated)))
-                reread.append((n, rid.decode() if isinstance(rid, bytes) else str(rid)))
+            out.append(p.record(self._ns, int(created), int(updated)))
+            if status != _WRITTEN:  # deduplicated, or a newer write holds the id: reread it
+                reread.append((n, text_of(rid)))
         if reread:
             current = await self._get_many([rid for _, rid in reread])
             for (n, rid), record in zip(reread, current, strict=True):
@@ -245,7 +245,7 @@ class AsyncMemories:
             digest = text_digest(text)
             to_set += ["text", text, "words", index_words(text)]
         if tags is not _UNSET:
-            to_set += ["tags", "\x1f".join(check_tags(tags, self._ns))]
+            to_set += ["tags", TAG_SEPARATOR.join(check_tags(tags, self._ns))]
         if metadata is not _UNSET:
             pairs, removed = declared_changes(
                 check_metadata(metadata, self._ns), self._settings.memory_fields
@@ -418,39 +418,32 @@ class AsyncMemories:
             raise ValidationError("text search needs a query", namespace=self._ns)
         if mode == "hybrid" and vec is None and not query:
             raise ValidationError("search needs a query or a vector", namespace=self._ns)
-        text = query if mode != "vector" else None
+        q = _Query(
+            mode,
+            k,
+            query if mode != "vector" else None,
+            vec,
+            tag_list,
+            since_ms,
+            until_ms,
+            conditions,
+        )
         if await self._engine() == "redisearch":
             await self._ready()
-            hits = await self._search_redis(
-                mode, k, text, vec, tag_list, since_ms, until_ms, conditions
-            )
-        else:
-            hits = await self._search_local(
-                mode, k, text, vec, tag_list, since_ms, until_ms, conditions
-            )
-        return hits
+            return await self._search_redis(q)
+        return await self._search_local(q)
 
-    async def _search_redis(
-        self,
-        mode: Mode,
-        k: int,
-        text: str | None,
-        vec: bytes | None,
-        tags: list[str] | None,
-        since_ms: int | None,
-        until_ms: int | None,
-        where: dict[str, str],
-    ) -> list[SearchHit]:
-        depth = hybrid_depth(k) if mode == "hybrid" else k
-        expr = filter_expression(tags, since_ms, until_ms, where)
+    async def _search_redis(self, q: _Query) -> list[SearchHit]:
+        depth = hybrid_depth(q.k) if q.mode == "hybrid" else q.k
+        expr = filter_expression(q.tags, q.since_ms, q.until_ms, q.where)
         commands: list[Sequence[Arg]] = []
         kinds: list[str] = []
-        if vec is not None:
+        if q.vec is not None:
             ef = self._settings.hnsw_ef_runtime
-            commands.append(vector_command(self._spec, vec, depth, expr, ef))
+            commands.append(vector_command(self._spec, q.vec, depth, expr, ef))
             kinds.append("vector")
-        if text is not None:
-            command = text_command(self._spec, text, depth, expr)
+        if q.text is not None:
+            command = text_command(self._spec, q.text, depth, expr)
             if command is not None:
                 commands.append(command)
                 kinds.append("text")
@@ -474,64 +467,44 @@ class AsyncMemories:
                 ranking.append((record.id, score))
             ranking.sort(key=lambda pair: (-pair[1], pair[0]))
             rankings.append(ranking)
-        if mode == "hybrid":
+        if q.mode == "hybrid":
             by_vector = rankings[0] if kinds[0] == "vector" else []
             by_text = rankings[-1] if kinds[-1] == "text" else []
-            words = set(tokenize(text or ""))
+            words = set(tokenize(q.text or ""))
             text_hits = [(rid, coverage(words, tokenize(records[rid].text))) for rid, _ in by_text]
-            fused = fuse_hybrid([rid for rid, _ in by_vector], text_hits)[:k]
+            fused = fuse_hybrid([rid for rid, _ in by_vector], text_hits)[: q.k]
         else:
-            fused = rankings[0][:k]
+            fused = rankings[0][: q.k]
         return [SearchHit.model_construct(record=records[rid], score=s) for rid, s in fused]
 
-    async def _search_local(
-        self,
-        mode: Mode,
-        k: int,
-        text: str | None,
-        vec: bytes | None,
-        tags: list[str] | None,
-        since_ms: int | None,
-        until_ms: int | None,
-        where: dict[str, str],
-    ) -> list[SearchHit]:
+    async def _search_local(self, q: _Query) -> list[SearchHit]:
         async with self._state.lock:
-            return await self._search_copy(mode, k, text, vec, tags, since_ms, until_ms, where)
+            return await self._search_copy(q)
 
-    async def _search_copy(
-        self,
-        mode: Mode,
-        k: int,
-        text: str | None,
-        vec: bytes | None,
-        tags: list[str] | None,
-        since_ms: int | None,
-        until_ms: int | None,
-        where: dict[str, str],
-    ) -> list[SearchHit]:
+    async def _search_copy(self, q: _Query) -> list[SearchHit]:
         cache = await self._local_cache()
         now = time.time()
         alive = [r for r in cache.records.values() if r.expires_at is None or r.expires_at > now]
-        depth = k + len(cache.records) - len(alive)  # room for hits dropped as expired
-        query_vector = np.frombuffer(vec, dtype=np.float32) if vec is not None else None
-        if mode == "vector" and query_vector is None:
+        depth = q.k + len(cache.records) - len(alive)  # room for hits dropped as expired
+        query_vector = np.frombuffer(q.vec, dtype=np.float32) if q.vec is not None else None
+        if q.mode == "vector" and query_vector is None:
             return []
         found = cache.index.search(
-            mode=mode,
+            mode=q.mode,
             k=depth,
-            text=text,
+            text=q.text,
             vector=query_vector,
-            tags=tags,
-            since_ms=since_ms,
-            until_ms=until_ms,
-            where=where,
+            tags=q.tags,
+            since_ms=q.since_ms,
+            until_ms=q.until_ms,
+            where=q.where,
         )
         hits = []
         for rid, score in found:
             record = cache.records[rid]
             if record.expires_at is None or record.expires_at > now:
                 hits.append(SearchHit.model_construct(record=record, score=score))
-        return hits[:k]
+        return hits[: q.k]
 
     async def _local_cache(self) -> _LocalCache:
         # One script run says whether the in-process copy is exact (same revision). If not,
@@ -540,7 +513,7 @@ class AsyncMemories:
         _, rev, newest, oldest = await self._backend.run(
             _lua.MEMORY_COUNT, self._count_keys, self._log_args()[:1], namespace=self._ns
         )
-        rev, newest, oldest = int(rev), _text(newest), _text(oldest)
+        rev, newest, oldest = int(rev), text_of(newest), text_of(oldest)
         cache = self._state.local.get(self._ns)
         if cache is not None and cache.rev == rev:
             return cache
@@ -672,6 +645,20 @@ class AsyncMemories:
         self._state.indexed.add(self._ns)
 
 
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """A checked search, as both engines take it."""
+
+    mode: Mode
+    k: int
+    text: str | None  # None in vector mode
+    vec: bytes | None
+    tags: list[str] | None
+    since_ms: int | None
+    until_ms: int | None
+    where: dict[str, str]
+
+
 @dataclass(slots=True)
 class _Prepared:
     id: str
@@ -725,10 +712,6 @@ def declared_forms(metadata: Mapping[str, Any], declared: Sequence[str]) -> dict
     return out
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _stream_id(value: str) -> tuple[int, int]:
     ms, _, seq = value.partition("-")
     return int(ms), int(seq or 0)
@@ -743,4 +726,4 @@ def _entry_id(entry: Any) -> str:
     # A change log entry is [stream id, [field, value, ...]] with field b"i" the record id.
     fields = entry[1]
     at = list(fields).index(b"i")
-    return _text(fields[at + 1])
+    return text_of(fields[at + 1])
