@@ -1,8 +1,20 @@
 -- _session: helpers included by the session_* scripts (not a script on its own).
+-- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
+-- Every session script takes the same first ARGV:
+--   ARGV[1] sync channel (pub/sub hint)   ARGV[2] session id   ARGV[3] change log MAXLEN
+--   ARGV[4] stamp of this operation ('' for reads)   ARGV[5] most ms a stamp may be ahead of TIME
 -- The meta hash holds: v (format), created, updated, anchor (ms the absolute TTL counts from),
--- count, bytes, rev (revision), ttl (ms, 0 = keep forever), sliding (0|1).
-
+-- count, bytes, rev (revision), ttl (ms, 0 = keep forever), sliding (0|1), pst (stamp of the TTL
+-- policy), clr (stamp of the last clear), del (stamp of the delete, only on a tombstone: a
+-- deleted session's meta keeps just v, rev and del), and '#<message id>' -> message stamp.
+-- msgs members are <stamp (36 chars)><message id>\0<payload>, all with score 0, so the set is
+-- ordered by (stamp, id). Stamps are fixed-width hybrid logical clock strings.
 --!include _time.lua
+
+local META, MSGS, CHANGES = KEYS[1], KEYS[2], KEYS[3]
+local CHANNEL, SID, MAXLEN, STAMP, BOUND = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local FIXED = {'v', 'created', 'updated', 'anchor', 'count', 'bytes', 'rev', 'ttl', 'sliding',
+  'pst', 'clr', 'del'}
 
 -- Give every key of the session the same expiry, so a history never expires in part.
 local function apply_ttl(ttl, sliding, anchor)
@@ -17,8 +29,46 @@ local function apply_ttl(ttl, sliding, anchor)
   end
 end
 
--- Apply the TTL policy stored in the meta hash (pops and clears use this).
-local function apply_stored_ttl(meta)
-  local p = redis.call('HMGET', meta, 'ttl', 'sliding', 'anchor')
+-- Apply the TTL policy stored in the meta hash.
+local function apply_stored_ttl()
+  local p = redis.call('HMGET', META, 'ttl', 'sliding', 'anchor')
   apply_ttl(tonumber(p[1]) or 0, tonumber(p[2]) or 0, tonumber(p[3]) or 0)
+end
+
+-- Refuse a stamp whose wall time is more than BOUND ms ahead of the server's clock.
+local function check_stamp(stamp, now)
+  local wall = tonumber(string.sub(stamp, 1, 12), 16)
+  if #stamp ~= 36 or not wall then
+    return 'RMEM_VALIDATION malformed clock stamp ' .. stamp
+  end
+  if wall - now > BOUND then
+    return 'RMEM_VALIDATION a write stamped ' .. (wall - now) .. ' ms ahead of the Redis ' ..
+      'clock was refused (max_stamp_ahead_ms=' .. BOUND .. '): check this host\'s clock'
+  end
+  return nil
+end
+
+-- Record a change in the session's change log and publish the sync hint
+-- "<kind>\n<stamp>\n<rev>\n<change id>\n<session id>". Returns the change id.
+local function record(kind, rev, data)
+  local id = redis.call('XADD', CHANGES, 'MAXLEN', '~', MAXLEN, '*', 'k', kind, 's', STAMP,
+    'm', data)
+  redis.call('PUBLISH', CHANNEL, kind .. '\n' .. STAMP .. '\n' .. rev .. '\n' .. id .. '\n' .. SID)
+  return id
+end
+
+-- Replace the meta hash by its fixed fields (dropping every '#<id>' field) with changes applied.
+local function reset_meta(changes)
+  local cur = redis.call('HMGET', META, unpack(FIXED))
+  local fields = {}
+  for i, name in ipairs(FIXED) do
+    local value = changes[name]
+    if value == nil then value = cur[i] end
+    if value then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = value
+    end
+  end
+  redis.call('DEL', META)
+  if #fields > 0 then redis.call('HSET', META, unpack(fields)) end
 end

@@ -1,5 +1,6 @@
 -- memory_delete: delete memory records, leaving a tombstone so that no older write brings
 -- them back (last writer wins).
+-- ARGV: first the namespace's sync channel (taken off by _memory.lua), then ARGV[1..] below
 -- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
 -- KEYS[6..] one record hash per item, in order
 -- ARGV[1] change log MAXLEN   ARGV[2] most ms a stamp may be ahead of TIME

@@ -1,4 +1,5 @@
 -- memory_put: write (insert or replace) memory records of one namespace, last writer wins.
+-- ARGV: first the namespace's sync channel (taken off by _memory.lua), then ARGV[1..] below
 -- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
 -- KEYS[6..] one record hash per item, in order
 -- ARGV[1] dedupe (0|1): return the live record holding the same normalised text instead

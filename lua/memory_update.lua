@@ -1,4 +1,5 @@
 -- memory_update: change some fields of one live memory record, last writer wins.
+-- ARGV: first the namespace's sync channel (taken off by _memory.lua), then ARGV[1..] below
 -- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
 -- KEYS[6] the record hash
 -- ARGV[1] id   ARGV[2] stamp   ARGV[3] new text digest ('' = text unchanged)

@@ -1,65 +1,76 @@
--- session_append: append messages to a session atomically, storing each message id once.
--- Creates the session when absent, applies its TTL policy to every key, bumps its revision.
--- KEYS[1] meta hash   KEYS[2] log stream   KEYS[3] ids hash (set of stored message ids)
--- ARGV[1] policy_given: 1 = this call sets the session's TTL policy, 0 = keep the stored one
---         (a new session always takes ARGV[2..3])
--- ARGV[2] ttl in ms (0 = keep forever)   ARGV[3] sliding (0|1)
--- ARGV[4] created_at in ms for a new session (0 = now; import passes the original)
--- ARGV[5..] pairs of (message id, payload)
--- Returns {created (0|1), created ms, message count, bytes, revision, messages added}
+-- session_append: add messages to a session atomically, storing each message id once.
+-- Creates the session when absent, applies its TTL policy to every key, bumps its revision,
+-- records the change and publishes a sync hint.
+-- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
+-- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua) (ARGV[4] is the newest stamp of the batch)
+-- ARGV[6] policy_given: 1 = this call sets the session's TTL policy, 0 = keep the stored one
+--         (a new session always takes ARGV[7..8]; a stored policy with a newer stamp wins)
+-- ARGV[7] ttl in ms (0 = keep forever)   ARGV[8] sliding (0|1)
+-- ARGV[9] created_at in ms for a new session (0 = now; import passes the original)
+-- ARGV[10..] pairs of (message id, member) where member = <stamp><id>\0<payload>
+-- A message whose stamp is not after the session's last clear or delete is dropped (a delayed
+-- write cannot bring back what a newer clear or delete removed).
+-- Returns {created (0|1), created ms, message count, bytes, revision, messages added, change id,
+--   server time ms}
 --!include _session.lua
 
-local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
 local nargs = #ARGV
-if nargs < 6 or (nargs - 4) % 2 ~= 0 then
-  return redis.error_reply('RMEM_ARGS session_append takes policy, ttl, sliding, created, (id, payload)+')
+if nargs < 11 or (nargs - 9) % 2 ~= 0 then
+  return redis.error_reply('RMEM_ARGS session_append takes 9 arguments, then (id, member)+')
 end
-local m = redis.call('HMGET', meta, 'created', 'count', 'bytes', 'rev', 'ttl', 'sliding', 'anchor')
-local created, count, bytes, rev = 0, 0, 0, 0
-local ttl, sliding, anchor
-if not m[1] then
-  -- Keys of an expiring session can outlive its meta by an instant: never inherit them.
-  redis.call('DEL', log, ids)
-  created = 1
-  ttl, sliding = tonumber(ARGV[2]), tonumber(ARGV[3])
-else
-  count, bytes, rev, anchor = tonumber(m[2]), tonumber(m[3]), tonumber(m[4]), tonumber(m[7])
-  if ARGV[1] == '1' then
-    ttl, sliding = tonumber(ARGV[2]), tonumber(ARGV[3])
-  else
-    ttl, sliding = tonumber(m[5]), tonumber(m[6])
-  end
+local now = now_ms()
+local refused = check_stamp(STAMP, now)
+if refused then return redis.error_reply(refused) end
+local m = redis.call('HMGET', META, 'created', 'count', 'bytes', 'rev', 'ttl', 'sliding',
+  'anchor', 'pst', 'clr', 'del')
+local exists = m[1] ~= false
+local floor = m[9] or ''
+if m[10] and m[10] > floor then floor = m[10] end
+local count, bytes, rev = tonumber(m[2]) or 0, tonumber(m[3]) or 0, tonumber(m[4]) or 0
+local ttl, sliding, anchor = tonumber(m[5]), tonumber(m[6]), tonumber(m[7])
+local set_policy = not exists or (ARGV[6] == '1' and STAMP > (m[8] or ''))
+if set_policy then ttl, sliding = tonumber(ARGV[7]), tonumber(ARGV[8]) end
+if not exists then
+  -- Leftovers of an expiring or deleted session never carry over.
+  redis.call('DEL', MSGS)
+  count, bytes = 0, 0
 end
 
-local added, entry = 0, nil
-for i = 5, nargs, 2 do
-  if redis.call('HSETNX', ids, ARGV[i], 1) == 1 then
-    entry = redis.call('XADD', log, '*', 'i', ARGV[i], 'd', ARGV[i + 1])
+local added, prefixes = 0, {}
+for i = 10, nargs, 2 do
+  local id, member = ARGV[i], ARGV[i + 1]
+  local stamp = string.sub(member, 1, 36)
+  if stamp > floor and redis.call('HSETNX', META, '#' .. id, stamp) == 1 then
+    redis.call('ZADD', MSGS, 0, member)
     added = added + 1
-    bytes = bytes + #ARGV[i + 1]
+    bytes = bytes + #member - 37 - #id
+    prefixes[added] = stamp .. id
   end
 end
 
-local created_ms = tonumber(m[1])
+local created_ms, change = tonumber(m[1]), ''
 if added > 0 then
-  -- The stream id's time part is the server's clock in ms: no separate TIME call needed.
-  local now = tonumber(string.match(entry, '^(%d+)'))
   count, rev = count + added, rev + 1
-  if created == 1 then
-    created_ms, anchor = tonumber(ARGV[4]), now
+  if not exists then
+    created_ms, anchor = tonumber(ARGV[9]), now
     if created_ms == 0 then created_ms = now end
-    redis.call('HSET', meta, 'v', 1, 'created', created_ms, 'anchor', anchor, 'count', count,
-      'bytes', bytes, 'rev', rev, 'updated', now, 'ttl', ttl, 'sliding', sliding)
-  elseif ARGV[1] == '1' then
-    redis.call('HSET', meta, 'count', count, 'bytes', bytes, 'rev', rev, 'updated', now,
-      'ttl', ttl, 'sliding', sliding)
+    redis.call('HDEL', META, 'del')
+    redis.call('HSET', META, 'v', 2, 'created', created_ms, 'anchor', anchor, 'count', count,
+      'bytes', bytes, 'rev', rev, 'updated', now, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP)
+  elseif set_policy then
+    redis.call('HSET', META, 'count', count, 'bytes', bytes, 'rev', rev, 'updated', now,
+      'ttl', ttl, 'sliding', sliding, 'pst', STAMP)
   else
-    redis.call('HSET', meta, 'count', count, 'bytes', bytes, 'rev', rev, 'updated', now)
+    redis.call('HSET', META, 'count', count, 'bytes', bytes, 'rev', rev, 'updated', now)
   end
-elseif created == 1 then
-  return redis.error_reply('RMEM_ARGS session_append found ids of a session that does not exist')
-elseif ARGV[1] == '1' then
-  redis.call('HSET', meta, 'ttl', ttl, 'sliding', sliding)
+  change = record('a', rev, table.concat(prefixes, '\n'))
+elseif not exists then
+  -- Every message was older than the delete that removed the session: nothing comes back.
+  return {0, 0, 0, 0, rev, 0, '', now}
+elseif set_policy then
+  rev = rev + 1
+  redis.call('HSET', META, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP, 'rev', rev)
+  change = record('p', rev, '')
 end
 apply_ttl(ttl, sliding, anchor)
-return {created, created_ms, count, bytes, rev, added}
+return {exists and 0 or 1, created_ms, count, bytes, rev, added, change, now}

@@ -1,13 +1,20 @@
 -- session_clear: remove every message of a session; the session itself (meta, TTL) stays.
--- KEYS[1] meta hash   KEYS[2] log stream   KEYS[3] ids hash
+-- Messages stamped before this clear can never come back (a delayed append is dropped).
+-- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
+-- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua)
 -- Returns how many messages were removed, or -1 when the session does not exist.
 --!include _session.lua
 
-local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('EXISTS', meta) == 0 then return -1 end
-local removed = tonumber(redis.call('HGET', meta, 'count')) or 0
-redis.call('DEL', log, ids)
-redis.call('HSET', meta, 'count', 0, 'bytes', 0, 'updated', now_ms())
-redis.call('HINCRBY', meta, 'rev', 1)
-apply_stored_ttl(meta)
-return removed
+local now = now_ms()
+local refused = check_stamp(STAMP, now)
+if refused then return redis.error_reply(refused) end
+local m = redis.call('HMGET', META, 'created', 'count', 'rev', 'clr')
+if not m[1] then return -1 end
+local rev = (tonumber(m[3]) or 0) + 1
+local clr = m[4] or ''
+if STAMP > clr then clr = STAMP end
+reset_meta({count = 0, bytes = 0, updated = now, rev = rev, clr = clr})
+redis.call('DEL', MSGS)
+record('c', rev, '')
+apply_stored_ttl()
+return tonumber(m[2]) or 0

@@ -1,15 +1,22 @@
--- session_expire: set a session's TTL policy and restart its clock now.
--- KEYS[1] meta hash   KEYS[2] log stream   KEYS[3] ids hash
--- ARGV[1] ttl in ms (0 = keep forever)   ARGV[2] sliding (0|1|-1 = keep the stored flag)
+-- session_expire: set a session's TTL policy and restart its clock now (last writer wins: a
+-- policy stamped before the stored one changes nothing).
+-- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
+-- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua)
+-- ARGV[6] ttl in ms (0 = keep forever)   ARGV[7] sliding (0|1|-1 = keep the stored flag)
 -- Returns 1 when the session exists, 0 when it does not (nothing changes then).
 --!include _session.lua
 
-local meta = KEYS[1]
-local stored = redis.call('HGET', meta, 'sliding')
-if not stored then return 0 end
 local now = now_ms()
-local sliding = ARGV[2]
-if sliding == '-1' then sliding = stored end
-redis.call('HSET', meta, 'ttl', ARGV[1], 'sliding', sliding, 'anchor', now)
-apply_ttl(tonumber(ARGV[1]), tonumber(sliding), now)
+local refused = check_stamp(STAMP, now)
+if refused then return redis.error_reply(refused) end
+local m = redis.call('HMGET', META, 'sliding', 'pst', 'rev')
+if not m[1] then return 0 end
+if STAMP <= (m[2] or '') then return 1 end
+local sliding = ARGV[7]
+if sliding == '-1' then sliding = m[1] end
+local rev = (tonumber(m[3]) or 0) + 1
+redis.call('HSET', META, 'ttl', ARGV[6], 'sliding', sliding, 'anchor', now, 'pst', STAMP,
+  'rev', rev)
+record('p', rev, '')
+apply_ttl(tonumber(ARGV[6]), tonumber(sliding), now)
 return 1

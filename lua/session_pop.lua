@@ -1,19 +1,24 @@
--- session_pop: remove and return the newest message of a session.
--- KEYS[1] meta hash   KEYS[2] log stream   KEYS[3] ids hash (set of stored message ids)
+-- session_pop: remove and return the newest message of a session (the greatest (stamp, id)).
+-- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
+-- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua)
 -- Returns the payload, or nil when the session is missing or empty.
 --!include _session.lua
 
-local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('EXISTS', meta) == 0 then return nil end
-apply_stored_ttl(meta)
-local last = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
+local now = now_ms()
+local refused = check_stamp(STAMP, now)
+if refused then return redis.error_reply(refused) end
+if redis.call('HEXISTS', META, 'created') == 0 then return nil end
+apply_stored_ttl()
+local last = redis.call('ZPOPMAX', MSGS)
 if #last == 0 then return nil end
-local entry, fields = last[1][1], last[1][2]
-local payload = fields[4]
-redis.call('XDEL', log, entry)
-redis.call('HDEL', ids, fields[2])
-redis.call('HINCRBY', meta, 'count', -1)
-redis.call('HINCRBY', meta, 'bytes', -#payload)
-redis.call('HINCRBY', meta, 'rev', 1)
-redis.call('HSET', meta, 'updated', now_ms())
+local member = last[1]
+local nul = string.find(member, '\0', 37, true)
+local id = string.sub(member, 37, nul - 1)
+local payload = string.sub(member, nul + 1)
+redis.call('HDEL', META, '#' .. id)
+redis.call('HINCRBY', META, 'count', -1)
+redis.call('HINCRBY', META, 'bytes', -#payload)
+redis.call('HSET', META, 'updated', now)
+local rev = redis.call('HINCRBY', META, 'rev', 1)
+record('r', rev, string.sub(member, 1, nul - 1))
 return payload

@@ -4,9 +4,10 @@ Every key starts with ``rmem:`` and carries a hash tag so that what one operatio
 one slot (one shard on Redis Cluster):
 
 - a session's keys share ``{<namespace>/<session id>}``:
-  ``rmem:{ns/sid}:meta`` (hash: counts, bytes, times, TTL policy, revision),
-  ``rmem:{ns/sid}:log`` (stream of packed messages, fields ``i`` = message id, ``d`` = payload),
-  ``rmem:{ns/sid}:ids`` (hash: the set of stored message ids, for dedupe and pop);
+  ``rmem:{ns/sid}:meta`` (hash: counts, bytes, times, TTL policy, revision, clock stamps, and
+  ``#<message id>`` -> stamp for every stored message, for dedupe),
+  ``rmem:{ns/sid}:msgs`` (sorted set of ``<stamp><message id>\0<payload>`` members, all scored
+  0, so ordered by (stamp, id)), ``rmem:{ns/sid}:changes`` (stream: the session's change log);
 - a namespace's own keys share ``{<namespace>}``: ``rmem:{ns}:sessions`` (sorted set of session
   ids scored by creation time, so listing sessions needs no SCAN), and its memories:
   ``rmem:{ns}:m:<id>`` (one hash per live record; the search index covers exactly this prefix),
@@ -31,14 +32,45 @@ class SessionKeys(NamedTuple):
     """The keys of one session, in the order the Lua scripts take them as KEYS."""
 
     meta: str
-    log: str
-    ids: str
+    msgs: str
+    changes: str
 
 
 def session_keys(namespace: str, session_id: str) -> SessionKeys:
     """Return the keys of session ``session_id`` in ``namespace``."""
     tag = f"{PREFIX}:{{{namespace}/{session_id}}}"
-    return SessionKeys(f"{tag}:meta", f"{tag}:log", f"{tag}:ids")
+    return SessionKeys(f"{tag}:meta", f"{tag}:msgs", f"{tag}:changes")
+
+
+def parse_session_key(key: str) -> tuple[str, str] | None:
+    """Return ``(namespace, session id)`` of a session's meta key, else None."""
+    head = f"{PREFIX}:{{"
+    if not (key.startswith(head) and key.endswith("}:meta")):
+        return None
+    namespace, sep, session_id = key[len(head) : -len("}:meta")].partition("/")
+    return (namespace, session_id) if sep and namespace and session_id else None
+
+
+def parse_memory_key(key: str) -> tuple[str, str] | None:
+    """Return ``(namespace, record id)`` of a record hash key, else None."""
+    head = f"{PREFIX}:{{"
+    namespace, sep, rest = key[len(head) :].partition("}:m:")
+    if not key.startswith(head) or not sep or "/" in namespace or not rest:
+        return None
+    return namespace, rest
+
+
+def sync_channel(namespace: str) -> str:
+    """Return the pub/sub channel that carries the sync hints of ``namespace``."""
+    return f"{PREFIX}:{{{namespace}}}:sync"
+
+
+def parse_sync_channel(channel: str) -> str | None:
+    """Return the namespace of a sync channel, else None."""
+    head, tail = f"{PREFIX}:{{", "}:sync"
+    if channel.startswith(head) and channel.endswith(tail):
+        return channel[len(head) : -len(tail)]
+    return None
 
 
 def session_index(namespace: str) -> str:

@@ -8,8 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rmem._ids import new_id
+from rmem._validate import _CONTROL_RE
 
-__all__ = ["Health", "Message", "SessionInfo"]
+__all__ = ["Event", "EventKind", "Health", "Message", "SessionInfo"]
 
 _FIELD_SET = frozenset(("id", "role", "content", "created_at", "name", "metadata"))
 
@@ -24,14 +25,14 @@ class Message(BaseModel):
     Attributes:
         role: who spoke ("user", "assistant", "system", "tool", ...); required, not blank.
         content: a string or structured content (lists and dicts of JSON-like values).
-        id: time-ordered unique id, assigned when absent; appending the same id twice stores
-            the message once.
+        id: time-ordered unique id, assigned when absent (1-256 characters, no control
+            characters); appending the same id twice stores the message once.
         created_at: Unix time in seconds, assigned when absent.
         name: optional author name.
         metadata: optional free-form dict.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     role: str
     content: Any = None
@@ -39,6 +40,13 @@ class Message(BaseModel):
     created_at: float = Field(default_factory=time.time)
     name: str | None = None
     metadata: dict[str, Any] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_printable(cls, value: str) -> str:
+        if _CONTROL_RE.search(value):
+            raise ValueError("id must not contain control characters")
+        return value
 
     @field_validator("role")
     @classmethod
@@ -157,3 +165,43 @@ class Health(BaseModel):
     search: bool = False
     search_engine: Literal["redisearch", "local"] = "local"
     last_error: str | None = None
+
+
+EventKind = Literal[
+    "session.append",
+    "session.pop",
+    "session.clear",
+    "session.policy",
+    "session.delete",
+    "session.expire",
+    "memory.put",
+    "memory.delete",
+    "memory.expire",
+]
+
+
+class Event(BaseModel):
+    """A change made by any instance, delivered by ``client.subscribe`` and ``client.events``.
+
+    Attributes:
+        kind: what happened: ``session.append``, ``session.pop``, ``session.clear``,
+            ``session.policy`` (TTL policy set), ``session.delete``, ``session.expire``,
+            ``memory.put`` (added or updated), ``memory.delete``, ``memory.expire``.
+        namespace: the namespace it happened in.
+        session_id: the session, for ``session.*`` events.
+        record_id: the memory record, for ``memory.*`` events.
+        stamp: the writer's hybrid logical clock stamp (None for expiries).
+        origin: the node id of the writing client (None for expiries); compare with
+            ``client.node_id`` to tell this client's own changes apart.
+        change_id: the change log entry of the change (None for expiries).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: EventKind
+    namespace: str
+    session_id: str | None = None
+    record_id: str | None = None
+    stamp: str | None = None
+    origin: str | None = None
+    change_id: str | None = None

@@ -14,6 +14,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from rmem._codec import pack, unpack_many
 from rmem._errors import CorruptDataError, ValidationError
+from rmem._hlc import STAMP_LEN
 from rmem._models import Message, SessionInfo
 from rmem._validate import check_plain, check_ttl
 
@@ -95,22 +96,51 @@ def encode_message(
 
 def prepare_batch(
     items: Iterable[object], max_bytes: int, compress_threshold: int
-) -> tuple[list[Message], list[str | bytes]]:
+) -> tuple[list[Message], list[bytes]]:
     """Validate and encode every item, or raise for the first bad one (nothing is sent then).
 
-    Returns the messages and the flat ``(id, payload)`` argument list for session_append.
+    Returns the messages and their encoded payloads, in order.
     """
     if isinstance(items, str | bytes | Mapping | Message):
         raise ValidationError("extend() takes an iterable of messages, not a single message")
     messages: list[Message] = []
-    args: list[str | bytes] = []
+    payloads: list[bytes] = []
     for index, item in enumerate(items):
         where = f"message {index}"
         msg = coerce_message(item, where)
         messages.append(msg)
+        payloads.append(encode_message(msg, max_bytes, compress_threshold, where))
+    return messages, payloads
+
+
+def member(stamp: str, message_id: str, payload: bytes) -> bytes:
+    """Return the sorted-set member that stores a message: ``<stamp><id>\0<payload>``.
+
+    All members score 0, so Redis orders them by bytes: by stamp (fixed width), then id.
+    Message ids hold no control characters, so the first NUL after the stamp ends the id.
+    """
+    return b"".join((stamp.encode(), message_id.encode(), b"\0", payload))
+
+
+def member_prefix(raw: bytes) -> bytes:
+    """Return ``<stamp><id>`` of a member: what identifies the message in the change log."""
+    return raw[: raw.index(b"\0", STAMP_LEN)]
+
+
+def member_payload(raw: bytes) -> bytes:
+    """Return the encoded message of a member."""
+    return raw[raw.index(b"\0", STAMP_LEN) + 1 :]
+
+
+def append_args(
+    messages: Sequence[Message], payloads: Sequence[bytes], stamps: Sequence[str]
+) -> list[str | bytes]:
+    """Return the flat ``(id, member)`` argument list of session_append."""
+    args: list[str | bytes] = []
+    for msg, payload, stamp in zip(messages, payloads, stamps, strict=True):
         args.append(msg.id)
-        args.append(encode_message(msg, max_bytes, compress_threshold, where))
-    return messages, args
+        args.append(member(stamp, msg.id, payload))
+    return args
 
 
 def decode_messages(payloads: Sequence[bytes], key: str) -> list[Message]:
@@ -130,13 +160,11 @@ def decode_message(payload: bytes, key: str) -> Message:
     return decode_messages([payload], key)[0]
 
 
-def decode_entries(entries: Sequence[Any], key: str, *, newest_first: bool) -> list[Message]:
-    """Decode raw stream entries (``[id, [b"i", msg_id, b"d", payload]]``), oldest first."""
-    if newest_first:
-        entries = entries[::-1]
+def decode_members(members: Sequence[Any], key: str) -> list[Message]:
+    """Decode sorted-set members (``<stamp><id>\0<payload>``), in the order given."""
     try:
-        payloads = [entry[1][3] for entry in entries]
-    except (IndexError, TypeError):
+        payloads = [m[m.index(b"\0", STAMP_LEN) + 1 :] for m in members]
+    except (ValueError, TypeError, AttributeError):
         raise CorruptDataError(f"an entry of {key} is not an rmem message", key=key) from None
     return decode_messages(payloads, key)
 
@@ -163,7 +191,7 @@ def parse_read(
         sliding=bool(int(sliding)),
         revision=int(rev),
     )
-    return info, decode_messages(reply[_HEADER:], log_key)
+    return info, decode_members(reply[_HEADER:], log_key)
 
 
 def check_last(last: object) -> int:

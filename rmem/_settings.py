@@ -24,6 +24,9 @@ DEFAULT_HNSW_EF_CONSTRUCTION = 200
 DEFAULT_HNSW_EF_RUNTIME = 100
 DEFAULT_CHANGE_LOG_MAXLEN = 10_000
 DEFAULT_MAX_STAMP_AHEAD_MS = 60_000
+DEFAULT_SESSION_CHANGE_LOG_MAXLEN = 1000
+DEFAULT_TOMBSTONE_TTL = 86_400.0
+DEFAULT_SYNC_HEARTBEAT = 1.0
 MAX_VECTOR_DIM = 4096
 
 _FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -53,6 +56,18 @@ class Settings(BaseSettings):
             "redisearch" (fail if the server lacks it) or "local" (always in process).
         hnsw_m, hnsw_ef_construction, hnsw_ef_runtime: HNSW vector index parameters.
         change_log_maxlen: approximate length at which a namespace's change log is trimmed.
+        session_change_log_maxlen: approximate length at which a session's change log is
+            trimmed; a replica further behind than this reloads the session.
+        tombstone_ttl: seconds a deleted session's tombstone is kept (a delayed write stamped
+            before the delete is refused while it lasts).
+        sync: keep local replicas of the sessions and records this client reads, kept
+            current by pub/sub hints and the change logs (reads are then served in process
+            while the replica is known to be caught up).
+        sync_max_sessions: most sessions a client keeps replicas of (least recently read
+            dropped first).
+        sync_heartbeat: seconds between pings on the pub/sub connection; a connection that
+            does not answer within ``socket_timeout`` is replaced (replicas read through to
+            Redis until caught up again).
         max_stamp_ahead_ms: a write whose clock stamp is further ahead of the Redis server's
             clock than this is refused with ValidationError (a host clock far in the future
             would otherwise win every conflict).
@@ -78,6 +93,11 @@ class Settings(BaseSettings):
     hnsw_ef_runtime: int = Field(DEFAULT_HNSW_EF_RUNTIME, ge=1, le=4096)
     change_log_maxlen: int = Field(DEFAULT_CHANGE_LOG_MAXLEN, ge=100)
     max_stamp_ahead_ms: int = Field(DEFAULT_MAX_STAMP_AHEAD_MS, ge=0)
+    session_change_log_maxlen: int = Field(DEFAULT_SESSION_CHANGE_LOG_MAXLEN, ge=10)
+    tombstone_ttl: float = Field(DEFAULT_TOMBSTONE_TTL, gt=0)
+    sync: bool = True
+    sync_heartbeat: float = Field(DEFAULT_SYNC_HEARTBEAT, gt=0)
+    sync_max_sessions: int = Field(10_000, ge=1)
 
     @field_validator("url")
     @classmethod

@@ -324,6 +324,8 @@ class EmbeddedRedis:
     def _spawn(self, binary: str, modules: list[str], port: int) -> None:
         args = [binary, "--port", str(port), "--bind", self._host, "--dir", self._dir]
         args += ["--daemonize", "no", "--logfile", LOG_FILE_NAME, "--save", ""]
+        # Expired-key events let every rmem replica forget an expired session at once.
+        args += ["--notify-keyspace-events", "Ex"]
         if self._persistence == "aof":
             args += ["--appendonly", "yes", "--appendfsync", self._appendfsync]
         else:

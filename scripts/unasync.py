@@ -26,6 +26,7 @@ SUBSTITUTIONS = [
     (r"\bAsyncSession\b", "Session"),
     (r"\bAsyncBackend\b", "Backend"),
     (r"\bAsyncMemories\b", "Memories"),
+    (r"\bAsyncEventIterator\b", "EventIterator"),
     (r"\baembed_with\b", "embed_with"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncIterable\b", "Iterable"),

@@ -71,12 +71,12 @@ def test_corrupt_payload_names_the_key(client: rmem.Client, redis_url: str) -> N
     s.append({"role": "user", "content": "fine"})
     keys = session_keys(client.namespace, "damaged")
     raw = redis.Redis.from_url(redis_url)
-    raw.xadd(keys.log, {"i": "bogus", "d": b"\x07garbage"})
+    raw.zadd(keys.msgs, {b"ffffffffffff-000000-0000000000000000bogus\0\x07garbage": 0})
     raw.close()
     with pytest.raises(rmem.CorruptDataError) as info:
         s.messages()
-    assert info.value.key == keys.log
-    assert keys.log in str(info.value)
+    assert info.value.key == keys.msgs
+    assert keys.msgs in str(info.value)
     other = client.session("healthy")
     other.append({"role": "user"})
     assert other.count() == 1  # other sessions stay readable

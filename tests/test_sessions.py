@@ -130,7 +130,14 @@ def test_delete_removes_every_key(api: Api, redis_url: str) -> None:
     raw = redis.Redis.from_url(redis_url)
     assert raw.exists(*keys) == 3
     s.delete()
-    assert raw.exists(*keys) == 0
+    # Only a tombstone remains (so a delayed older append cannot resurrect the session), and
+    # it expires on its own.
+    assert raw.exists(keys.msgs) == 0
+    assert set(raw.hgetall(keys.meta)) == {b"v", b"rev", b"del"}
+    for key in (keys.meta, keys.changes):
+        assert 0 < raw.pttl(key) <= 86_400_000
+    assert not s.exists()
+    assert s.messages() == []
     raw.close()
 
 

@@ -14,7 +14,7 @@ from rmem import _lua
 from rmem._async._backend import Arg, ScriptCall
 from rmem._errors import BackendError, NotFoundError, ValidationError
 from rmem._ids import new_id
-from rmem._keys import memory_key, memory_keys
+from rmem._keys import memory_key, memory_keys, sync_channel
 from rmem._memory_core import (
     TAG_SEPARATOR,
     MemoryRecord,
@@ -104,6 +104,8 @@ class AsyncMemories:
         self._ns = client.namespace
         self._keys = memory_keys(self._ns)
         self._count_keys = (self._keys.ids, self._keys.meta, self._keys.log)
+        self._channel = sync_channel(self._ns)
+        self._count_args: tuple[Arg, ...] = (self._settings.change_log_maxlen,)
         self._state: SearchState = client._search_state
         self._embedder = client.embedder
         settings = self._settings
@@ -189,7 +191,7 @@ class AsyncMemories:
         for start in range(0, len(prepared), _PUT_CHUNK):
             chunk = prepared[start : start + _PUT_CHUNK]
             keys = [*self._keys, *(memory_key(self._ns, p.id) for p in chunk)]
-            args: list[Arg] = [int(dedupe), *self._log_args()]
+            args: list[Arg] = [self._channel, int(dedupe), *self._log_args()]
             for p in chunk:
                 fields = record_fields(
                     p.text, p.tags, p.metadata, p.vector, self._ns, self._settings.memory_fields
@@ -199,6 +201,7 @@ class AsyncMemories:
                 args += fields
             steps.append(ScriptCall(_lua.MEMORY_PUT, keys, args))
         replies = await self._backend.pipeline(steps, namespace=self._ns)
+        self._changed([p.id for p in prepared])
         flat = [value for reply in replies for value in reply]
         out: list[MemoryRecord] = []
         reread: list[tuple[int, str]] = []
@@ -265,12 +268,13 @@ class AsyncMemories:
         await self._ready()
         key = memory_key(self._ns, rid)
         stamp = self._client._clock.now().encode()
-        args: list[Arg] = [rid, stamp, digest, *self._log_args()]
+        args: list[Arg] = [self._channel, rid, stamp, digest, *self._log_args()]
         args += [len(to_set) // 2, *to_set, len(to_remove), *to_remove]
         reply, fields = await self._backend.pipeline(
             [ScriptCall(_lua.MEMORY_UPDATE, [*self._keys, key], args), ("HGETALL", key)],
             namespace=self._ns,
         )
+        self._changed([rid])
         if reply[0] == 0:
             raise NotFoundError(f"no memory {rid!r} in namespace {self._ns!r}", namespace=self._ns)
         return decode_record(self._ns, key, _as_dict(fields))
@@ -335,20 +339,30 @@ class AsyncMemories:
         for start in range(0, len(ids), _PUT_CHUNK):
             chunk = ids[start : start + _PUT_CHUNK]
             keys = [*self._keys, *(memory_key(self._ns, rid) for rid in chunk)]
-            args: list[Arg] = self._log_args()
+            args: list[Arg] = [self._channel, *self._log_args()]
             for rid in chunk:
                 args += [rid, clock.now().encode()]
             steps.append(ScriptCall(_lua.MEMORY_DELETE, keys, args))
         if not steps:
             return 0
         replies = await self._backend.pipeline(steps, namespace=self._ns)
+        self._changed(ids)
         return sum(int(v) for reply in replies for v in reply)
+
+    def _changed(self, ids: Sequence[str]) -> None:
+        # This client's own writes: its replica must not answer from before them.
+        if self._client._sync is not None:
+            self._client._sync.changed_records(self._ns, ids)
 
     # ------------------------------------------------------------ reads
 
     async def get(self, id: str) -> MemoryRecord | None:
         """Return the record ``id`` (with its vector), or None if there is none."""
         rid = check_record_id(id, self._ns)
+        if self._client._sync is not None:
+            known, record = self._client._sync.record(self._ns, rid)
+            if known:
+                return record
         return (await self._get_many([rid]))[0]
 
     async def _get_many(self, ids: Sequence[str]) -> list[MemoryRecord | None]:
@@ -362,7 +376,7 @@ class AsyncMemories:
     async def count(self) -> int:
         """Return the number of live records in the namespace."""
         reply = await self._backend.run(
-            _lua.MEMORY_COUNT, self._count_keys, self._log_args()[:1], namespace=self._ns
+            _lua.MEMORY_COUNT, self._count_keys, self._count_args, namespace=self._ns
         )
         return int(reply[0])
 
@@ -511,7 +525,7 @@ class AsyncMemories:
         # the change log after the copy's last entry names the records to reload, unless the
         # log was trimmed past that entry: then the whole namespace is reloaded.
         _, rev, newest, oldest = await self._backend.run(
-            _lua.MEMORY_COUNT, self._count_keys, self._log_args()[:1], namespace=self._ns
+            _lua.MEMORY_COUNT, self._count_keys, self._count_args, namespace=self._ns
         )
         rev, newest, oldest = int(rev), text_of(newest), text_of(oldest)
         cache = self._state.local.get(self._ns)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -15,7 +15,8 @@ from rmem._sync.session import Session
 from rmem._errors import RmemError, ValidationError
 from rmem._hlc import Clock
 from rmem._keys import session_index, session_keys
-from rmem._models import Health
+from rmem._models import Event, Health
+from rmem._replica import EventIterator, Listener, SyncEngine
 from rmem._session_core import UNSET, TtlPolicy, Unset, parse_export, prepare_batch
 from rmem._settings import Settings
 from rmem._validate import check_namespace, check_session_id
@@ -40,18 +41,21 @@ class Client:
     ) -> None:
         self._backend: Backend
         self._clock: Clock
+        self._sync: SyncEngine | None
         self._search_state: SearchState
         self._embedder: Any
         self._vector_dim: int | None
         if _parent is not None:
             self._backend = _parent._backend
             self._clock = _parent._clock
+            self._sync = _parent._sync
             self._search_state = _parent._search_state
             self._embedder = _parent._embedder
             self._vector_dim = _parent._vector_dim
         else:
             self._backend = Backend(settings or Settings())
             self._clock = Clock()
+            self._sync = SyncEngine(self._backend.settings) if self._backend.settings.sync else None
             self._search_state = SearchState()
             self._embedder = embedder
             self._vector_dim = _vector_dim(embedder, self._backend.settings.vector_dim)
@@ -90,6 +94,11 @@ class Client:
     def namespace(self) -> str:
         """The namespace this client works in."""
         return self._namespace
+
+    @property
+    def node_id(self) -> str:
+        """This client's node id: the tie-break of its clock stamps, and ``Event.origin``."""
+        return self._clock.node
 
     @property
     def settings(self) -> Settings:
@@ -164,7 +173,10 @@ class Client:
         for start in range(0, len(pairs), _LIST_CHUNK):
             chunk = pairs[start : start + _LIST_CHUNK]
             found = self._backend.batch(
-                [("EXISTS", session_keys(self._namespace, sid).meta) for sid, _ in chunk],
+                [
+                    ("HEXISTS", session_keys(self._namespace, sid).meta, "created")
+                    for sid, _ in chunk
+                ],
                 namespace=self._namespace,
             )
             for (sid, score), exists in zip(chunk, found, strict=True):
@@ -200,9 +212,11 @@ class Client:
         sid = session_id if session_id is not None else sid
         session = self.session(sid, ttl=ttl, sliding=sliding)
         settings = self._backend.settings
-        _, args = prepare_batch(items, settings.max_message_bytes, settings.compress_threshold)
-        if args:
-            session._append(args, created_ms)
+        messages, payloads = prepare_batch(
+            items, settings.max_message_bytes, settings.compress_threshold
+        )
+        if messages:
+            session._append(messages, payloads, created_ms)
         return session
 
     def health(self) -> Health:
@@ -224,9 +238,50 @@ class Client:
             search_engine=self.memories._engine(),
         )
 
+    def subscribe(self, callback: Callable[[Event], None]) -> Listener:
+        """Call ``callback(event)`` for every change in this namespace, by any instance.
+
+        Events arrive on rmem's sync thread, in the order Redis published them: keep the
+        callback short (hand work to a queue). Returns a handle for :meth:`unsubscribe`.
+
+        Raises:
+            ValidationError: the client was made with ``sync=False``.
+        """
+        return self._engine().listen(self._namespace, callback)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        """Stop the deliveries started by :meth:`subscribe`."""
+        self._engine().unlisten(listener)
+
+    def events(self) -> EventIterator:
+        """Return an iterator of the change events of this namespace, from every instance.
+
+        Use ``with client.events() as events: for event in events: ...``; events
+        that arrive while nobody iterates are queued.
+
+        Raises:
+            ValidationError: the client was made with ``sync=False``.
+        """
+        return EventIterator(self._engine(), self._namespace)
+
+    def wait_synced(self, timeout: float = 5.0) -> bool:
+        """Block until the sync thread is subscribed to this namespace; False on timeout.
+
+        Changes made by other instances after this returns True reach this client's
+        subscribers. (Blocks the calling thread: it is meant for start-up and tests.)
+        """
+        return self._engine().wait_connected(self._namespace, timeout)
+
+    def _engine(self) -> SyncEngine:
+        if self._sync is None:
+            raise ValidationError("this client was made with sync=False: it has no sync thread")
+        return self._sync
+
     def close(self) -> None:
         """Close the connections (only the client made by ``from_url`` owns them)."""
         if self._owner:
+            if self._sync is not None:
+                self._sync.close()
             self._backend.close()
 
     def __enter__(self) -> Self:

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any
 from rmem import _lua
 from rmem._sync._backend import Arg, ScriptCall
 from rmem._errors import NotFoundError
-from rmem._keys import session_keys
+from rmem._keys import session_keys, sync_channel
 from rmem._models import Message, SessionInfo
+from rmem._replica import replica_info
 from rmem._session_core import (
     TtlPolicy,
+    append_args,
     check_last,
     coerce_message,
-    decode_entries,
+    decode_members,
     decode_message,
     encode_message,
     export_session,
@@ -36,16 +38,50 @@ class Session:
     Get one from ``client.session(session_id, ttl=..., sliding=...)``.
     """
 
-    __slots__ = ("_backend", "_client", "_id", "_keys", "_namespace", "_policy", "_settings")
+    __slots__ = (
+        "_backend",
+        "_client",
+        "_clock",
+        "_common",
+        "_id",
+        "_keys",
+        "_namespace",
+        "_policy",
+        "_settings",
+        "_sync",
+    )
 
     def __init__(self, client: Client, session_id: str, policy: TtlPolicy) -> None:
         self._client = client
         self._backend = client._backend
-        self._settings = client._backend.settings
+        self._settings = settings = client._backend.settings
+        self._clock = client._clock
+        self._sync = client._sync
         self._namespace = client.namespace
         self._id = session_id
         self._keys = session_keys(self._namespace, session_id)
         self._policy = policy
+        # The first ARGV of every session write script (see lua/_session.lua), but the stamp.
+        self._common: tuple[Arg, ...] = (
+            sync_channel(self._namespace),
+            session_id,
+            settings.session_change_log_maxlen,
+        )
+
+    def _write_args(self, stamp: str, *args: Arg) -> tuple[Arg, ...]:
+        return (*self._common, stamp, self._settings.max_stamp_ahead_ms, *args)
+
+    def _write(self, script: _lua.Script, stamp: str, *args: Arg) -> Any:
+        reply = self._backend.run(
+            script,
+            self._keys,
+            self._write_args(stamp, *args),
+            namespace=self._namespace,
+            session=self._id,
+        )
+        if self._sync is not None:
+            self._sync.changed_session(self._namespace, self._id)
+        return reply
 
     @property
     def id(self) -> str:
@@ -60,14 +96,23 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self._namespace}/{self._id}>"
 
-    def _append(self, args: list[str | bytes], created_ms: int = 0) -> None:
+    def _append(
+        self, messages: list[Message], payloads: list[bytes], created_ms: int = 0
+    ) -> None:
+        now = self._clock.now
+        stamps = [now().encode() for _ in messages]
+        args = append_args(messages, payloads, stamps)
+        policy = self._policy.args
         reply = self._backend.run(
             _lua.SESSION_APPEND,
             self._keys,
-            (*self._policy.args, created_ms, *args),
+            self._write_args(stamps[-1], *policy, created_ms, *args),
             namespace=self._namespace,
             session=self._id,
         )
+        if self._sync is not None:
+            prefixes = [(s + m.id).encode() for s, m in zip(stamps, messages, strict=True)]
+            self._sync.applied_append(self._namespace, self._id, reply, messages, prefixes, policy)
         if reply[0]:  # this call created the session: list it in its namespace
             self._client._list_session(self._id, int(reply[1]))
 
@@ -85,7 +130,7 @@ class Session:
         payload = encode_message(
             msg, self._settings.max_message_bytes, self._settings.compress_threshold
         )
-        self._append([msg.id, payload])
+        self._append([msg], [payload])
         return msg
 
     def extend(self, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
@@ -95,11 +140,11 @@ class Session:
             ValidationError: any item is bad; the whole batch is refused and nothing written.
             UnavailableError: Redis cannot be reached.
         """
-        batch, args = prepare_batch(
+        batch, payloads = prepare_batch(
             messages, self._settings.max_message_bytes, self._settings.compress_threshold
         )
         if batch:
-            self._append(args)
+            self._append(batch, payloads)
         return batch
 
     def _read(self, with_messages: bool) -> tuple[SessionInfo | None, list[Message]]:
@@ -110,7 +155,7 @@ class Session:
             namespace=self._namespace,
             session=self._id,
         )
-        return parse_read(reply, self._namespace, self._id, self._keys.log)
+        return parse_read(reply, self._namespace, self._id, self._keys.msgs)
 
     def messages(self, last: int | None = None) -> list[Message]:
         """Return the messages, oldest first: all of them, or only the ``last`` N.
@@ -124,25 +169,27 @@ class Session:
         count = check_last(last)
         if count == 0 and last == 0:
             return []
-        if count:
-            read: tuple[Arg, ...] = ("XREVRANGE", self._keys.log, "+", "-", "COUNT", count)
-        else:
-            read = ("XRANGE", self._keys.log, "-", "+")
-        entries, _ = self._backend.pipeline(
-            (read, ScriptCall(_lua.SESSION_TOUCH, self._keys, ())),
+        if self._sync is not None:
+            with self._sync.lock:
+                replica = self._sync.session(self._namespace, self._id)
+                if replica is not None:
+                    return replica.messages[-count:] if count else replica.messages[:]
+        members, _ = self._backend.pipeline(
+            (
+                ("ZRANGE", self._keys.msgs, -count if count else 0, -1),
+                ScriptCall(_lua.SESSION_TOUCH, self._keys, ()),
+            ),
             namespace=self._namespace,
             session=self._id,
         )
-        return decode_entries(entries, self._keys.log, newest_first=bool(count))
+        return decode_members(members, self._keys.msgs)
 
     def pop(self) -> Message | None:
         """Remove and return the newest message atomically; None when there is none."""
-        payload = self._backend.run(
-            _lua.SESSION_POP, self._keys, (), namespace=self._namespace, session=self._id
-        )
+        payload = self._write(_lua.SESSION_POP, self._clock.now().encode())
         if payload is None:
             return None
-        return decode_message(payload, self._keys.log)
+        return decode_message(payload, self._keys.msgs)
 
     def info(self) -> SessionInfo:
         """Return counts, size, times and TTL of the session.
@@ -150,6 +197,11 @@ class Session:
         Raises:
             NotFoundError: the session does not exist (never written, deleted or expired).
         """
+        if self._sync is not None:
+            with self._sync.lock:
+                replica = self._sync.session(self._namespace, self._id)
+                if replica is not None and replica.exists:
+                    return replica_info(replica)
         info, _ = self._read(False)
         if info is None:
             raise self._not_found()
@@ -157,19 +209,33 @@ class Session:
 
     def count(self) -> int:
         """Return how many messages the session holds (0 when it does not exist)."""
+        if self._sync is not None:
+            with self._sync.lock:
+                replica = self._sync.session(self._namespace, self._id)
+                if replica is not None:
+                    return replica.count if replica.exists else 0
         info, _ = self._read(False)
         return 0 if info is None else info.message_count
 
     def exists(self) -> bool:
         """Return True when the session exists. Does not restart a sliding TTL."""
-        return bool(self._backend.call("EXISTS", self._keys.meta, namespace=self._namespace))
+        if self._sync is not None:
+            with self._sync.lock:
+                replica = self._sync.session(self._namespace, self._id)
+                if replica is not None:
+                    replica.touch_due = False  # exists() is not a use
+                    return replica.exists
+        reply = self._backend.call(
+            "HEXISTS", self._keys.meta, "created", namespace=self._namespace
+        )
+        return bool(reply)
 
     def touch(self) -> bool:
         """Restart a sliding TTL without reading; False when the session does not exist."""
         reply = self._backend.run(
             _lua.SESSION_TOUCH, self._keys, (), namespace=self._namespace, session=self._id
         )
-        return bool(reply)
+        return int(reply) != -2
 
     def expire(self, ttl: float | None) -> bool:
         """Set the session's TTL to ``ttl`` seconds from now (None: keep forever).
@@ -181,13 +247,7 @@ class Session:
             ValidationError: ``ttl`` is not a positive number or None.
         """
         ttl_ms = check_ttl(ttl)
-        reply = self._backend.run(
-            _lua.SESSION_EXPIRE,
-            self._keys,
-            (ttl_ms, -1),
-            namespace=self._namespace,
-            session=self._id,
-        )
+        reply = self._write(_lua.SESSION_EXPIRE, self._clock.now().encode(), ttl_ms, -1)
         return bool(reply)
 
     def clear(self) -> int:
@@ -196,21 +256,16 @@ class Session:
         Raises:
             NotFoundError: the session does not exist.
         """
-        removed = int(
-            self._backend.run(
-                _lua.SESSION_CLEAR, self._keys, (), namespace=self._namespace, session=self._id
-            )
-        )
+        removed = int(self._write(_lua.SESSION_CLEAR, self._clock.now().encode()))
         if removed < 0:
             raise self._not_found()
         return removed
 
     def delete(self) -> bool:
         """Delete the session and all its keys; False when it did not exist."""
+        tombstone_ms = int(self._settings.tombstone_ttl * 1000)
         created = int(
-            self._backend.run(
-                _lua.SESSION_DELETE, self._keys, (), namespace=self._namespace, session=self._id
-            )
+            self._write(_lua.SESSION_DELETE, self._clock.now().encode(), tombstone_ms)
         )
         if created:
             self._client._unlist_sessions([(self._id, created)])

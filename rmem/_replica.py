@@ -1,0 +1,830 @@
+"""Local replicas: the sessions and memory records a client reads, kept in process.
+
+One :class:`SyncEngine` per client (namespace views share it) runs a daemon thread that
+
+- holds a pub/sub connection subscribed to the sync channel of each namespace in use
+  (``rmem:{ns}:sync``, where every write script publishes a hint) and to the server's
+  ``expired`` key events;
+- applies hints: a session change above the replica's revision, or a memory change after the
+  replica's change-log position, makes the thread catch the replica up from the change log
+  (``session_sync`` / ``XRANGE``); a log trimmed past the replica makes it reload;
+- on a lost or silent connection (heartbeat pings) marks every replica stale, so reads go to
+  Redis, then reconnects with backoff, resubscribes, and catches every replica up;
+- sends the TTL touches owed by sliding sessions that were read locally, at most every
+  ``min(1 s, ttl / 10)`` per session;
+- delivers :class:`~rmem.Event` objects to subscribers.
+
+A replica serves a read only while it is *fresh*: the thread is subscribed, the replica was
+caught up after the subscription was confirmed, and no hint for it is waiting. Pub/sub is a
+hint, the change log is the truth. A client's own write is applied to its replica when the
+replica held the revision just before it, otherwise the replica goes stale until caught up;
+either way a process never reads older data than its own last write.
+
+Reads take a lock and touch only memory: no I/O, so the async client can call them from its
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from rmem import _lua
+from rmem._errors import CorruptDataError, RmemError
+from rmem._keys import (
+    memory_key,
+    memory_keys,
+    parse_memory_key,
+    parse_session_key,
+    parse_sync_channel,
+    session_keys,
+    sync_channel,
+)
+from rmem._memory_core import MemoryRecord, decode_record
+from rmem._models import Event, EventKind, Message, SessionInfo
+from rmem._session_core import decode_members, member_prefix
+from rmem._settings import Settings
+
+log = logging.getLogger("rmem.sync")
+
+_POLL = 0.02  # seconds the thread waits for a hint before looking at its other work
+_DELTA_LIMIT = 1000  # changes a catch-up reads before reloading the session instead
+_TTL_MARGIN = 0.05  # seconds before a mirrored expiry at which a replica stops serving
+_MAX_BACKOFF = 2.0
+_SESSION_KINDS: dict[str, EventKind] = {
+    "a": "session.append",
+    "r": "session.pop",
+    "c": "session.clear",
+    "p": "session.policy",
+    "d": "session.delete",
+}
+_MEMORY_KINDS: dict[str, EventKind] = {"put": "memory.put", "del": "memory.delete", "exp": "memory.expire"}
+
+
+@dataclass(slots=True)
+class SessionReplica:
+    """One session as this process last saw it (guarded by the engine's lock)."""
+
+    namespace: str
+    session_id: str
+    prefixes: list[bytes] = field(default_factory=list)  # <stamp><id>, sorted
+    messages: list[Message] = field(default_factory=list)  # same order as prefixes
+    exists: bool = False
+    count: int = 0
+    size: int = 0
+    created: int = 0
+    updated: int = 0
+    ttl_ms: int = 0
+    sliding: bool = False
+    rev: int = -1
+    change_id: str = ""
+    deadline: float | None = None  # monotonic time the session expires in Redis, None = never
+    epoch: int = -1  # the subscription this replica was caught up under
+    dirty: bool = True  # a change is known that the replica does not hold yet
+    touch_due: bool = False
+    last_touch: float = 0.0
+    gen: int = 0  # bumped by each write of this client: a catch-up begun before it is void
+    retry_at: float = 0.0  # a replica that failed to decode waits until then to try again
+
+    def add(self, prefix: bytes, message: Message) -> None:
+        at = bisect.bisect_left(self.prefixes, prefix)
+        if at < len(self.prefixes) and self.prefixes[at] == prefix:
+            return  # already held (a catch-up replaying a change this replica applied)
+        self.prefixes.insert(at, prefix)
+        self.messages.insert(at, message)
+
+    def remove(self, prefix: bytes) -> None:
+        at = bisect.bisect_left(self.prefixes, prefix)
+        if at < len(self.prefixes) and self.prefixes[at] == prefix:
+            del self.prefixes[at]
+            del self.messages[at]
+
+    def clear(self) -> None:
+        self.prefixes.clear()
+        self.messages.clear()
+
+
+@dataclass(slots=True)
+class RecordReplica:
+    """The memory records of one namespace this process has read (guarded by the lock)."""
+
+    records: dict[str, MemoryRecord | None] = field(default_factory=dict)  # None = absent
+    wanted: set[str] = field(default_factory=set)  # ids to load
+    log_id: str | None = None  # newest change applied; None = not started
+    epoch: int = -1
+    dirty: bool = True
+    gen: int = 0  # bumped by each write of this client: a catch-up begun before it is void
+
+
+class Listener:
+    """A subscriber: a callback and the namespace whose events it receives."""
+
+    __slots__ = ("callback", "namespace")
+
+    def __init__(self, namespace: str, callback: Callable[[Event], None]) -> None:
+        self.namespace = namespace
+        self.callback = callback
+
+
+class SyncEngine:
+    """Keeps local replicas current; see the module docstring. Thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._max_sessions = settings.sync_max_sessions
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
+        self._sessions: OrderedDict[tuple[str, str], SessionReplica] = OrderedDict()
+        self._records: dict[str, RecordReplica] = {}
+        self._namespaces: set[str] = set()
+        self._subscribed: set[str] = set()
+        self._listeners: list[Listener] = []
+        self._epoch = 0
+        self._connected = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._redis: redis.Redis | None = None
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _start(self) -> None:
+        # Called with the lock held. A forked child inherits no thread: start afresh.
+        if self._pid != os.getpid():
+            self._reset()
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._run, name="rmem-sync", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread and drop every replica."""
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        with self._lock:
+            self._sessions.clear()
+            self._records.clear()
+            self._listeners.clear()
+
+    @property
+    def connected(self) -> bool:
+        """True while the pub/sub connection is up and subscribed."""
+        return self._connected
+
+    def _want(self, namespace: str) -> None:
+        # Lock held.
+        self._namespaces.add(namespace)
+        self._start()
+
+    # ------------------------------------------------------------------ session reads
+
+    def _fresh(self, replica: SessionReplica, now: float) -> bool:
+        return (
+            self._connected
+            and replica.epoch == self._epoch
+            and not replica.dirty
+            and replica.namespace in self._subscribed
+            and (replica.deadline is None or now < replica.deadline - _TTL_MARGIN)
+        )
+
+    def session(self, namespace: str, session_id: str) -> SessionReplica | None:
+        """Return the fresh replica of a session, or None (then open it for next time).
+
+        The caller reads it while holding :attr:`lock`; a sliding session read this way owes
+        Redis a TTL touch, which the thread sends.
+        """
+        key = (namespace, session_id)
+        replica = self._sessions.get(key)
+        if replica is None:
+            self._open_session(key)
+            return None
+        self._sessions.move_to_end(key)
+        if not self._fresh(replica, time.monotonic()):
+            return None
+        if replica.sliding and replica.ttl_ms > 0:
+            replica.touch_due = True
+        return replica
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock that guards every replica."""
+        return self._lock
+
+    def _open_session(self, key: tuple[str, str]) -> None:
+        self._sessions[key] = SessionReplica(*key)
+        while len(self._sessions) > self._max_sessions:
+            self._sessions.popitem(last=False)
+        self._want(key[0])
+
+    def applied_append(
+        self,
+        namespace: str,
+        session_id: str,
+        reply: Sequence[Any],
+        messages: Sequence[Message],
+        prefixes: Sequence[bytes],
+        policy: tuple[int, int, int],
+    ) -> None:
+        """Apply this client's own append to its replica (or mark the replica stale)."""
+        with self._lock:
+            replica = self._sessions.get((namespace, session_id))
+            if replica is None:
+                return
+            created, created_ms, count, size, rev, added, change, now_ms = reply
+            rev, added = int(rev), int(added)
+            replica.gen += 1
+            if not (replica.exists or int(created)) or replica.rev != rev - 1:
+                replica.dirty = replica.dirty or rev > replica.rev
+                return
+            if added != len(messages):
+                replica.dirty = True
+                return
+            for prefix, message in zip(prefixes, messages, strict=True):
+                replica.add(prefix, message)
+            replica.rev, replica.change_id = rev, _text(change)
+            replica.count, replica.size, replica.updated = int(count), int(size), int(now_ms)
+            if int(created):
+                replica.exists, replica.created = True, int(created_ms)
+                replica.ttl_ms, replica.sliding = policy[1], bool(policy[2])
+            elif policy[0]:
+                replica.dirty = True  # the policy may or may not have won: ask Redis
+            if replica.sliding and replica.ttl_ms > 0:
+                replica.deadline = time.monotonic() + replica.ttl_ms / 1000
+            if len(replica.messages) != replica.count:
+                replica.dirty = True
+
+    def changed_session(self, namespace: str, session_id: str) -> None:
+        """Mark a session's replica stale after this client changed it (pop, clear, ...)."""
+        with self._lock:
+            replica = self._sessions.get((namespace, session_id))
+            if replica is not None:
+                replica.dirty = True
+                replica.gen += 1
+
+    # ------------------------------------------------------------------ memory reads
+
+    def record(self, namespace: str, record_id: str) -> tuple[bool, MemoryRecord | None]:
+        """Return ``(True, record or None)`` when the replica knows ``record_id`` and is fresh.
+
+        Otherwise returns ``(False, None)`` and asks the thread to load the record.
+        """
+        with self._lock:
+            replica = self._records.get(namespace)
+            if replica is None:
+                replica = self._records[namespace] = RecordReplica()
+                self._want(namespace)
+            if (
+                self._connected
+                and replica.epoch == self._epoch
+                and not replica.dirty
+                and namespace in self._subscribed
+                and record_id in replica.records
+            ):
+                found = replica.records[record_id]
+                if found is not None and found.expires_at and found.expires_at <= time.time():
+                    return True, None
+                return True, found
+            if record_id not in replica.records:
+                replica.wanted.add(record_id)
+            return False, None
+
+    def changed_records(self, namespace: str, ids: Sequence[str]) -> None:
+        """Forget records this client just wrote: the next read goes to Redis and reloads."""
+        with self._lock:
+            replica = self._records.get(namespace)
+            if replica is not None:
+                replica.gen += 1
+                for rid in ids:
+                    if replica.records.pop(rid, 0) != 0:
+                        replica.wanted.add(rid)
+
+    # ------------------------------------------------------------------ events
+
+    def listen(self, namespace: str, callback: Callable[[Event], None]) -> Listener:
+        """Deliver the events of ``namespace`` to ``callback`` (on the sync thread)."""
+        listener = Listener(namespace, callback)
+        with self._lock:
+            self._listeners.append(listener)
+            self._want(namespace)
+        return listener
+
+    def unlisten(self, listener: Listener) -> None:
+        """Stop delivering events to ``listener``."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def wait_connected(self, namespace: str, timeout: float) -> bool:
+        """Block until the thread is subscribed to ``namespace``; False on timeout."""
+        with self._lock:
+            self._want(namespace)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._connected and namespace in self._subscribed:
+                return True
+            time.sleep(0.005)
+        return False
+
+    def _emit(self, event: Event) -> None:
+        with self._lock:
+            listeners = [x for x in self._listeners if x.namespace == event.namespace]
+        for listener in listeners:
+            try:
+                listener.callback(event)
+            except Exception:  # a subscriber's bug must not stop sync
+                log.exception("rmem event callback %r failed", listener.callback)
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while not self._closed:
+            pubsub = None
+            try:
+                if self._redis is None:
+                    self._redis = _connect(self._settings)
+                pubsub = self._redis.pubsub()  # type: ignore[no-untyped-call]
+                self._serve(pubsub)
+                backoff = 0.05
+            except (redis.RedisError, OSError, RmemError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.info("rmem sync connection lost (%s); replicas read through", exc)
+            except Exception as exc:  # keep syncing whatever happens; never die silently
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("rmem sync thread error")
+            finally:
+                with self._lock:
+                    self._connected = False
+                    self._subscribed = set()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
+            if not self._closed:
+                time.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                self._redis.close()
+
+    def _serve(self, pubsub: Any) -> None:
+        redis_client = self._redis
+        assert redis_client is not None
+        expired = f"__keyevent@{_db(self._settings.url)}__:expired"
+        pubsub.subscribe(expired)
+        self._confirm(pubsub, {expired})
+        with self._lock:
+            self._epoch += 1
+            self._subscribed = set()
+        heartbeat = self._settings.sync_heartbeat
+        timeout = self._settings.socket_timeout
+        last_ping = last_pong = time.monotonic()
+        while not self._closed:
+            with self._lock:
+                missing = self._namespaces - self._subscribed
+            if missing:
+                channels = {sync_channel(ns) for ns in missing}
+                pubsub.subscribe(*channels)
+                self._confirm(pubsub, channels)
+                with self._lock:
+                    self._subscribed |= missing
+                    self._connected = True
+            elif not self._connected:
+                with self._lock:
+                    self._connected = True
+            self._catch_up(redis_client)
+            message = pubsub.get_message(timeout=_POLL)
+            while message is not None:
+                if message["type"] == "pong":
+                    last_pong = time.monotonic()
+                else:
+                    self._on_message(redis_client, message)
+                message = pubsub.get_message(timeout=0)
+            now = time.monotonic()
+            if now - last_ping >= heartbeat:
+                if last_pong < last_ping and now - last_ping > timeout:
+                    raise redis.ConnectionError("the pub/sub connection stopped answering")
+                pubsub.ping()
+                last_ping = now
+            self._send_touches(redis_client, now)
+
+    def _confirm(self, pubsub: Any, channels: set[str]) -> None:
+        # Hints are only trusted once the server confirmed the subscription: a replica caught
+        # up after that point misses no later change.
+        waiting = set(channels)
+        deadline = time.monotonic() + self._settings.socket_timeout
+        while waiting:
+            if time.monotonic() > deadline:
+                raise redis.TimeoutError(f"no confirmation of SUBSCRIBE {sorted(waiting)}")
+            message = pubsub.get_message(timeout=_POLL)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                waiting.discard(_text(message["channel"]))
+            elif message["type"] == "message":
+                self._on_message(self._redis, message)
+
+    def _on_message(self, redis_client: Any, message: dict[str, Any]) -> None:
+        if message["type"] != "message":
+            return
+        channel, data = _text(message["channel"]), _text(message["data"])
+        namespace = parse_sync_channel(channel)
+        if namespace is not None:
+            kind, stamp, rev, change, item = data.split("\n", 4)
+            if kind in _SESSION_KINDS:
+                self._on_session_hint(redis_client, namespace, item, int(rev))
+                event = Event(
+                    kind=_SESSION_KINDS[kind],
+                    namespace=namespace,
+                    session_id=item,
+                    stamp=stamp,
+                    origin=stamp[-16:],
+                    change_id=change,
+                )
+            elif kind in _MEMORY_KINDS:
+                self._on_memory_hint(redis_client, namespace, change)
+                event = Event(
+                    kind=_MEMORY_KINDS[kind],
+                    namespace=namespace,
+                    record_id=item,
+                    stamp=stamp or None,
+                    origin=stamp[-16:] or None,
+                    change_id=change,
+                )
+            else:
+                return
+            self._emit(event)
+            return
+        if channel.endswith("__:expired"):
+            self._on_expired(data)
+
+    def _on_expired(self, key: str) -> None:
+        session = parse_session_key(key)
+        if session is not None:
+            with self._lock:
+                replica = self._sessions.get(session)
+                if replica is not None:
+                    replica.exists = False
+                    replica.clear()
+                    replica.count = replica.size = 0
+                    replica.deadline = None
+                    replica.change_id = ""
+                interested = session[0] in self._namespaces
+            if interested:
+                self._emit(
+                    Event(kind="session.expire", namespace=session[0], session_id=session[1])
+                )
+            return
+        record = parse_memory_key(key)
+        if record is not None:
+            with self._lock:
+                records = self._records.get(record[0])
+                if records is not None and record[1] in records.records:
+                    records.records[record[1]] = None
+                interested = record[0] in self._namespaces
+            if interested:
+                self._emit(Event(kind="memory.expire", namespace=record[0], record_id=record[1]))
+
+    # ------------------------------------------------------------------ catching up
+
+    def _on_session_hint(self, redis_client: Any, namespace: str, sid: str, rev: int) -> None:
+        with self._lock:
+            replica = self._sessions.get((namespace, sid))
+            if replica is None or rev <= replica.rev:
+                return
+            replica.dirty = True
+        self._sync_sessions(redis_client, [replica])
+
+    def _on_memory_hint(self, redis_client: Any, namespace: str, change: str) -> None:
+        with self._lock:
+            replica = self._records.get(namespace)
+            if replica is None or replica.log_id is None:
+                return
+            if replica.log_id and not _after(change, replica.log_id):
+                return
+            replica.dirty = True
+        self._sync_records(redis_client, namespace, replica)
+
+    def _catch_up(self, redis_client: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            sessions = [
+                r
+                for r in self._sessions.values()
+                if (r.dirty or r.epoch != self._epoch)
+                and r.namespace in self._subscribed
+                and r.retry_at <= now
+            ]
+            namespaces = [
+                (ns, r)
+                for ns, r in self._records.items()
+                if (r.dirty or r.epoch != self._epoch or r.wanted) and ns in self._subscribed
+            ]
+        if sessions:
+            self._sync_sessions(redis_client, sessions)
+        for namespace, replica in namespaces:
+            self._sync_records(redis_client, namespace, replica)
+
+    def _sync_sessions(self, redis_client: Any, replicas: Sequence[SessionReplica]) -> None:
+        with self._lock:
+            epoch = self._epoch
+            requests = [(r, r.change_id if r.epoch >= 0 else "", r.gen) for r in replicas]
+        script = _lua.SESSION_SYNC
+        for start in range(0, len(requests), 100):
+            chunk = requests[start : start + 100]
+            replies = _run_scripts(
+                redis_client,
+                script,
+                [
+                    (session_keys(r.namespace, r.session_id), (since, _DELTA_LIMIT))
+                    for r, since, _ in chunk
+                ],
+            )
+            with self._lock:
+                for (replica, since, gen), reply in zip(chunk, replies, strict=True):
+                    if replica.gen != gen:
+                        continue  # this client wrote meanwhile: catch up again next round
+                    try:
+                        caught_up = self._apply_sync(replica, since, reply)
+                    except CorruptDataError as exc:
+                        # Reads go to Redis (and raise there, naming the key); others sync on.
+                        log.warning("rmem replica of %s/%s: %s", *replica_key(replica), exc)
+                        replica.dirty, replica.epoch, replica.change_id = True, -1, ""
+                        replica.retry_at = time.monotonic() + _MAX_BACKOFF
+                        continue
+                    if caught_up:
+                        replica.epoch = epoch
+                        replica.dirty = False
+                    else:
+                        replica.change_id = ""  # reload next round
+                        replica.epoch = -1
+
+    def _apply_sync(self, replica: SessionReplica, since: str, reply: Sequence[Any]) -> bool:
+        # Lock held. Returns False when the replica must reload.
+        if not int(reply[0]):
+            rev = int(reply[1])
+            if rev < replica.rev:
+                return True  # an own write moved past this snapshot
+            replica.exists = False
+            replica.clear()
+            replica.count = replica.size = 0
+            replica.rev, replica.change_id, replica.deadline = rev, _text(reply[2]), None
+            return True
+        count, size, created, updated, ttl, sliding, rev, remaining = (int(x) for x in reply[1:9])
+        if rev < replica.rev or (rev == replica.rev and replica.exists and since):
+            return True  # nothing newer than what the replica holds
+        newest, mode = _text(reply[9]), _text(reply[10])
+        key = session_keys(replica.namespace, replica.session_id).msgs
+        if mode == "full":
+            members = reply[11:]
+            replica.prefixes = [member_prefix(m) for m in members]
+            replica.messages = decode_members(members, key)
+        else:
+            i = 11
+            while i < len(reply):
+                kind, n = _text(reply[i]), int(reply[i + 1])
+                items = reply[i + 2 : i + 2 + n]
+                i += 2 + n
+                if kind == "a":
+                    for prefix, message in zip(
+                        [member_prefix(m) for m in items], decode_members(items, key), strict=True
+                    ):
+                        replica.add(prefix, message)
+                elif kind == "r":
+                    for prefix in items:
+                        replica.remove(bytes(prefix))
+                elif kind in ("c", "d"):
+                    replica.clear()
+        replica.exists = True
+        replica.count, replica.size, replica.created, replica.updated = (
+            count,
+            size,
+            created,
+            updated,
+        )
+        replica.ttl_ms, replica.sliding, replica.rev = ttl, bool(sliding), rev
+        replica.change_id = newest
+        replica.deadline = None if remaining < 0 else time.monotonic() + remaining / 1000
+        return len(replica.messages) == count
+
+    def _sync_records(self, redis_client: Any, namespace: str, replica: RecordReplica) -> None:
+        keys = memory_keys(namespace)
+        with self._lock:
+            epoch, log_id, gen = self._epoch, replica.log_id, replica.gen
+            reload_ids = set(replica.wanted)
+        pipe = redis_client.pipeline(transaction=False)
+        pipe.xrevrange(keys.log, "+", "-", count=1)
+        if log_id:
+            pipe.xrange(keys.log, log_id, "+", count=_DELTA_LIMIT + 1)
+        newest_reply, *since = pipe.execute()
+        newest = _text(newest_reply[0][0]) if newest_reply else ""
+        entries = since[0] if since else []
+        if (
+            not log_id
+            or not entries
+            or _text(entries[0][0]) != log_id
+            or len(entries) > _DELTA_LIMIT
+        ):
+            # Never started, or the log was trimmed past this replica: reload every record.
+            with self._lock:
+                reload_ids |= set(replica.records)
+        else:
+            with self._lock:
+                for entry in entries[1:]:
+                    rid = _text(entry[1][b"i"])
+                    if rid in replica.records:
+                        reload_ids.add(rid)
+            newest = _text(entries[-1][0])
+        ids = sorted(reload_ids)
+        pipe = redis_client.pipeline(transaction=False)
+        for rid in ids:
+            pipe.hgetall(memory_key(namespace, rid))
+        found = pipe.execute() if ids else []
+        with self._lock:
+            if replica.gen != gen:
+                return  # this client wrote meanwhile: what was read may predate it; go again
+            for rid, fields in zip(ids, found, strict=True):
+                key = memory_key(namespace, rid)
+                replica.records[rid] = decode_record(namespace, key, fields) if fields else None
+                replica.wanted.discard(rid)
+            replica.log_id = newest
+            replica.epoch = epoch
+            replica.dirty = False
+
+    def _send_touches(self, redis_client: Any, now: float) -> None:
+        with self._lock:
+            due = [
+                r
+                for r in self._sessions.values()
+                if r.touch_due and now - r.last_touch >= min(1.0, r.ttl_ms / 10_000)
+            ]
+            for replica in due:
+                replica.touch_due = False
+                replica.last_touch = now
+        if not due:
+            return
+        replies = _run_scripts(
+            redis_client,
+            _lua.SESSION_TOUCH,
+            [(session_keys(r.namespace, r.session_id), ()) for r in due],
+        )
+        with self._lock:
+            for replica, remaining in zip(due, replies, strict=True):
+                left = int(remaining)
+                if left == -2:
+                    replica.dirty = True
+                elif left >= 0:
+                    replica.deadline = now + left / 1000
+
+
+# ---------------------------------------------------------------------- events for users
+
+
+class EventIterator:
+    """Blocking iterator over change events (``Client.events()``); close it when done."""
+
+    def __init__(self, engine: SyncEngine, namespace: str) -> None:
+        self._queue: queue.Queue[Event] = queue.Queue()
+        self._engine = engine
+        self._listener = engine.listen(namespace, self._queue.put)
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        return self._queue.get()
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """Return the next event, or None when none arrives within ``timeout`` seconds."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._engine.unlisten(self._listener)
+
+    def __enter__(self) -> EventIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncEventIterator:
+    """Async iterator over change events (``AsyncClient.events()``); close it when done."""
+
+    def __init__(self, engine: SyncEngine, namespace: str) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._engine = engine
+        self._listener = engine.listen(namespace, self._deliver)
+
+    def _deliver(self, event: Event) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    def __aiter__(self) -> AsyncEventIterator:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self._queue.get()
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._engine.unlisten(self._listener)
+
+    async def __aenter__(self) -> AsyncEventIterator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def replica_info(replica: SessionReplica) -> SessionInfo:
+    """Build the ``info()`` of a fresh replica (lock held)."""
+    remaining = None
+    if replica.deadline is not None:
+        remaining = max(0.0, replica.deadline - time.monotonic())
+    return SessionInfo(
+        id=replica.session_id,
+        namespace=replica.namespace,
+        message_count=replica.count,
+        size_bytes=replica.size,
+        created_at=replica.created / 1000,
+        updated_at=replica.updated / 1000,
+        ttl=remaining,
+        ttl_policy=replica.ttl_ms / 1000 if replica.ttl_ms > 0 else None,
+        sliding=replica.sliding,
+        revision=replica.rev,
+    )
+
+
+def replica_key(replica: SessionReplica) -> tuple[str, str]:
+    """Return ``(namespace, session id)`` of a replica."""
+    return replica.namespace, replica.session_id
+
+
+def _connect(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.url,
+        socket_timeout=settings.socket_timeout,
+        socket_connect_timeout=settings.connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+        protocol=2,
+    )
+
+
+def _run_scripts(
+    redis_client: Any, script: _lua.Script, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+) -> list[Any]:
+    for attempt in (1, 2):
+        pipe = redis_client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        try:
+            return list(pipe.execute())
+        except redis.exceptions.NoScriptError:
+            if attempt == 2:
+                raise
+            redis_client.script_load(script.source)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _db(url: str) -> int:
+    pool = redis.ConnectionPool.from_url(url)
+    return int(pool.connection_kwargs.get("db", 0) or 0)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _after(a: str, b: str) -> bool:
+    return _stream_id(a) > _stream_id(b)
