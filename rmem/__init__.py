@@ -30,7 +30,8 @@ from rmem._errors import (
     ValidationError,
 )
 from rmem._memory_core import MemoryRecord, SearchHit
-from rmem._models import Health, Message, SessionInfo
+from rmem._models import Event, EventKind, Health, Message, SessionInfo
+from rmem._replica import AsyncEventIterator, EventIterator
 from rmem._settings import Settings
 from rmem._sync.client import Client
 from rmem._sync.memories import Memories
@@ -44,12 +45,16 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
 
 __all__ = [
     "AsyncClient",
+    "AsyncEventIterator",
     "AsyncMemories",
     "AsyncSession",
     "BackendError",
     "Client",
     "CorruptDataError",
     "Embedder",
+    "Event",
+    "EventIterator",
+    "EventKind",
     "Health",
     "Memories",
     "MemoryRecord",

@@ -72,7 +72,11 @@ _SESSION_KINDS: dict[str, EventKind] = {
     "p": "session.policy",
     "d": "session.delete",
 }
-_MEMORY_KINDS: dict[str, EventKind] = {"put": "memory.put", "del": "memory.delete", "exp": "memory.expire"}
+_MEMORY_KINDS: dict[str, EventKind] = {
+    "put": "memory.put",
+    "del": "memory.delete",
+    "exp": "memory.expire",
+}
 
 
 @dataclass(slots=True)
