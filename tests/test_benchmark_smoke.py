@@ -16,6 +16,7 @@ SESSION_ROWS = (
     "messages(last=20)",
     "raw XREVRANGE COUNT 20",
     "raw XREVRANGE COUNT 20 + msgpack decode",
+    "messages(last=20), caught-up replica",
     "info()",
     "raw pipeline HGETALL+PTTL",
 )
@@ -80,3 +81,17 @@ def test_bench_search_quick_run_prints_every_row(redis_url: str, tmp_path: Path)
     assert written.count("<!-- bench_search:start -->") == 1
     assert written.rstrip().endswith("<!-- bench_search:end -->")
     assert "| `search(mode='hybrid', k=10)` |" in written
+
+
+def test_bench_sync_quick_run_measures_both_paths(redis_url: str, tmp_path: Path) -> None:
+    report = tmp_path / "bench.md"
+    _, rows = quick_run("benchmarks/bench_sync.py", redis_url, report, timeout=120)
+    rows = [row for row in rows if not row[0].startswith("path")]
+    assert [row[0] for row in rows] == [
+        "append → other process's replica",
+        "raw PUBLISH → other process's subscriber",
+    ]
+    for row in rows:  # p50, p95, p99 and max are positive numbers of ms
+        values = [float(cell) for cell in row[1:5]]
+        assert 0 < values[0] <= values[1] <= values[2] <= values[3], row
+    assert "<!-- bench_sync:start -->" in report.read_text(encoding="utf-8")
