@@ -196,13 +196,17 @@ class Clock:
         ValidationError: ``node`` is malformed.
     """
 
-    __slots__ = ("_last", "_lock", "_node", "_wall")
+    __slots__ = ("_counter", "_issued", "_lock", "_node", "_wall", "_wall_ms")
 
     def __init__(self, node: str | None = None, *, wall: Callable[[], int] | None = None) -> None:
         self._node = new_node_id() if node is None else _check_node(node)
         self._wall = _wall_ms if wall is None else wall
         self._lock = threading.Lock()
-        self._last: Stamp | None = None
+        # The last stamp issued, as plain ints (ZERO's before any): the hot path formats its
+        # text without building a Stamp.
+        self._wall_ms = 0
+        self._counter = 0
+        self._issued = False
 
     @property
     def node(self) -> str:
@@ -213,7 +217,7 @@ class Clock:
     def last(self) -> Stamp | None:
         """The last stamp issued by :meth:`now` or :meth:`observe`, or ``None`` before any."""
         with self._lock:
-            return self._last
+            return Stamp(self._wall_ms, self._counter, self._node) if self._issued else None
 
     def now(self) -> Stamp:
         """Issue a stamp for a local event (a write about to be sent).
@@ -223,7 +227,14 @@ class Clock:
                 cannot advance past :data:`MAX_WALL_MS` (only after observing such a stamp).
         """
         with self._lock:
-            return self._advance(None)
+            wall, counter = self._advance(None)
+        return Stamp(wall, counter, self._node)
+
+    def now_text(self) -> str:
+        """Issue a stamp like :meth:`now` and return its text form (the write path's call)."""
+        with self._lock:
+            wall, counter = self._advance(None)
+        return f"{wall:012x}-{counter:06x}-{self._node}"
 
     def observe(self, remote: Stamp) -> Stamp:
         """Merge a stamp received from another node and issue a stamp for the receive event.
@@ -236,9 +247,10 @@ class Clock:
                 :data:`MAX_WALL_MS` and :data:`MAX_COUNTER`, so nothing can follow it.
         """
         with self._lock:
-            return self._advance(remote)
+            wall, counter = self._advance(remote)
+        return Stamp(wall, counter, self._node)
 
-    def _advance(self, remote: Stamp | None) -> Stamp:
+    def _advance(self, remote: Stamp | None) -> tuple[int, int]:
         # Caller holds the lock. Standard HLC (Kulkarni et al. 2014): the logical time is the
         # largest of local, remote and physical time; the counter continues from whichever
         # of local and remote shares that time, and restarts when physical time is ahead.
@@ -247,13 +259,13 @@ class Clock:
             raise ValidationError(f"wall clock reading out of range: {physical!r}")
         # Before the first stamp, act as if ZERO had been issued: the first stamp is then
         # strictly above ZERO even if the wall clock reads 0.
-        last = self._last if self._last is not None else ZERO_STAMP
-        wall = max(last.wall_ms, physical)
+        last_wall, last_counter = self._wall_ms, self._counter
+        wall = max(last_wall, physical)
         if remote is not None:
             wall = max(wall, remote.wall_ms)
         counter = -1  # +1 below gives 0 when physical time alone is ahead
-        if wall == last.wall_ms:
-            counter = last.counter
+        if wall == last_wall:
+            counter = last_counter
         if remote is not None and wall == remote.wall_ms:
             counter = max(counter, remote.counter)
         counter += 1
@@ -261,6 +273,5 @@ class Clock:
             if wall == MAX_WALL_MS:
                 raise ValidationError("clock exhausted: no stamp can follow the last one")
             wall, counter = wall + 1, 0
-        stamp = Stamp(wall, counter, self._node)
-        self._last = stamp
-        return stamp
+        self._wall_ms, self._counter, self._issued = wall, counter, True
+        return wall, counter

@@ -196,7 +196,7 @@ class AsyncMemories:
                 fields = record_fields(
                     p.text, p.tags, p.metadata, p.vector, self._ns, self._settings.memory_fields
                 )
-                p.stamp = clock.now().encode()
+                p.stamp = clock.now_text()
                 args += [p.id, p.stamp, p.digest, p.ttl_ms, len(fields) // 2]
                 args += fields
             steps.append(ScriptCall(_lua.MEMORY_PUT, keys, args))
@@ -267,7 +267,7 @@ class AsyncMemories:
             raise ValidationError("update needs at least one of text, tags, metadata, vector")
         await self._ready()
         key = memory_key(self._ns, rid)
-        stamp = self._client._clock.now().encode()
+        stamp = self._client._clock.now_text()
         args: list[Arg] = [self._channel, rid, stamp, digest, *self._log_args()]
         args += [len(to_set) // 2, *to_set, len(to_remove), *to_remove]
         reply, fields = await self._backend.pipeline(
@@ -341,7 +341,7 @@ class AsyncMemories:
             keys = [*self._keys, *(memory_key(self._ns, rid) for rid in chunk)]
             args: list[Arg] = [self._channel, *self._log_args()]
             for rid in chunk:
-                args += [rid, clock.now().encode()]
+                args += [rid, clock.now_text()]
             steps.append(ScriptCall(_lua.MEMORY_DELETE, keys, args))
         if not steps:
             return 0

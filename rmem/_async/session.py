@@ -98,8 +98,8 @@ class AsyncSession:
     async def _append(
         self, messages: list[Message], payloads: list[bytes], created_ms: int = 0
     ) -> None:
-        now = self._clock.now
-        stamps = [now().encode() for _ in messages]
+        now = self._clock.now_text
+        stamps = [now() for _ in messages]
         args = append_args(messages, payloads, stamps)
         policy = self._policy.args
         reply = await self._backend.run(
@@ -185,7 +185,7 @@ class AsyncSession:
 
     async def pop(self) -> Message | None:
         """Remove and return the newest message atomically; None when there is none."""
-        payload = await self._write(_lua.SESSION_POP, self._clock.now().encode())
+        payload = await self._write(_lua.SESSION_POP, self._clock.now_text())
         if payload is None:
             return None
         return decode_message(payload, self._keys.msgs)
@@ -246,7 +246,7 @@ class AsyncSession:
             ValidationError: ``ttl`` is not a positive number or None.
         """
         ttl_ms = check_ttl(ttl)
-        reply = await self._write(_lua.SESSION_EXPIRE, self._clock.now().encode(), ttl_ms, -1)
+        reply = await self._write(_lua.SESSION_EXPIRE, self._clock.now_text(), ttl_ms, -1)
         return bool(reply)
 
     async def clear(self) -> int:
@@ -255,7 +255,7 @@ class AsyncSession:
         Raises:
             NotFoundError: the session does not exist.
         """
-        removed = int(await self._write(_lua.SESSION_CLEAR, self._clock.now().encode()))
+        removed = int(await self._write(_lua.SESSION_CLEAR, self._clock.now_text()))
         if removed < 0:
             raise self._not_found()
         return removed
@@ -263,9 +263,7 @@ class AsyncSession:
     async def delete(self) -> bool:
         """Delete the session and all its keys; False when it did not exist."""
         tombstone_ms = int(self._settings.tombstone_ttl * 1000)
-        created = int(
-            await self._write(_lua.SESSION_DELETE, self._clock.now().encode(), tombstone_ms)
-        )
+        created = int(await self._write(_lua.SESSION_DELETE, self._clock.now_text(), tombstone_ms))
         if created:
             await self._client._unlist_sessions([(self._id, created)])
         return bool(created)
