@@ -14,12 +14,18 @@ import pytest
 import rmem
 from rmem.demo import (
     AGENTS,
+    EDITOR,
+    EDITORS,
     EMBED_DIM,
     NAMESPACE,
     NOTE_COUNT,
+    RECORD_ID,
     RESEARCH_NAMESPACE,
     SESSION_ID,
+    SYNC_NAMESPACE,
+    SYNC_SESSION_ID,
     TOPICS,
+    TURNS,
 )
 from rmem.embedders import HashEmbedder
 
@@ -37,8 +43,14 @@ MEMORY_ROWS = (
     "first seen max (ms)",
 )
 FINAL_OK = (
-    "OK: both acts passed: act 1 (two agents, one session); "
-    "act 2 (a researcher and a writer, one memory namespace)."
+    "OK: all three acts passed: act 1 (two agents, one session); "
+    "act 2 (a researcher and a writer, one memory namespace); "
+    "act 3 (two processes editing one session and one record, live)."
+)
+ACT_3_OK = (
+    rf"^OK: both replicas equal Redis: {2 * TURNS} messages in one order, with {EDITOR}'s edit; "
+    rf"record {RECORD_ID} is 'plan v{2 * TURNS - 1}, by {EDITORS[1]}', "
+    rf"the newest of {2 * TURNS} writes \(last writer wins\)\.$"
 )
 
 
@@ -84,6 +96,16 @@ def _memory_rows(output: str) -> dict[str, float]:
     return rows
 
 
+def _sync_rows(output: str) -> dict[str, list[str]]:
+    """The sync act's table, as {editor: [edits made, other's seen, p50, p99, == Redis]}."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")]
+        if len(cells) == 8 and cells[1] in EDITORS:
+            rows[cells[1]] = cells[2:7]
+    return rows
+
+
 def _check_demo_output(result: subprocess.CompletedProcess[str], messages: int) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout
@@ -92,6 +114,9 @@ def _check_demo_output(result: subprocess.CompletedProcess[str], messages: int) 
     _check_memory_table(result.stdout)
     act_2_ok = rf"^OK: {NOTE_COUNT} notes from the researcher, all found by the writer"
     assert re.search(act_2_ok, result.stdout, re.M)
+    _check_sync_table(result.stdout)
+    assert re.search(r"^replicas == Redis: yes$", result.stdout, re.M)
+    assert re.search(ACT_3_OK, result.stdout, re.M), result.stdout
     assert result.stdout.rstrip().splitlines()[-1] == FINAL_OK
 
 
@@ -119,6 +144,18 @@ def _check_memory_table(output: str) -> None:
     assert 0 < rows["first seen p50 (ms)"] <= rows["first seen max (ms)"]
 
 
+def _check_sync_table(output: str) -> None:
+    rows = _sync_rows(output)
+    assert set(rows) == set(EDITORS), output
+    made = {editor: 2 * TURNS + (2 if editor == EDITOR else 0) for editor in EDITORS}
+    for editor, other in (EDITORS, EDITORS[::-1]):
+        edits, seen, p50, p99, same = rows[editor]
+        assert int(edits) == made[editor]
+        assert int(seen) == made[other]  # every edit of the other arrived as an event
+        assert 0 < float(p50) <= float(p99)
+        assert same == "yes"
+
+
 def test_demo_on_its_own_embedded_redis() -> None:
     result = _rmem("demo", "--messages", str(MESSAGES), "--quiet")
     _check_demo_output(result, MESSAGES)
@@ -140,10 +177,13 @@ def test_demo_on_a_given_redis_twice(redis_url: str) -> None:
     _check_demo_output(second, 7)
     assert f"Deleted the session {NAMESPACE}/{SESSION_ID} left by an earlier run" in second.stdout
     assert f"Forgot {NOTE_COUNT} memories of namespace {RESEARCH_NAMESPACE}" in second.stdout
+    deleted = f"Deleted the session {SYNC_NAMESPACE}/{SYNC_SESSION_ID} left by an earlier run"
+    assert deleted in second.stdout
     embedder = HashEmbedder(EMBED_DIM)
     with (
         rmem.Client.from_url(redis_url, namespace=NAMESPACE) as client,
         rmem.Client.from_url(redis_url, namespace=RESEARCH_NAMESPACE, embedder=embedder) as shared,
+        rmem.Client.from_url(redis_url, namespace=SYNC_NAMESPACE, sync=False) as edited,
     ):
         session = client.session(SESSION_ID)
         try:
@@ -158,9 +198,14 @@ def test_demo_on_a_given_redis_twice(redis_url: str) -> None:
                 "Jupiter is the largest planet in the Solar System."
             ]
             assert hits[0].record.metadata["source"] == "nasa.gov"
+            assert edited.session(SYNC_SESSION_ID).count() == 2 * TURNS
+            record = edited.memories.get(RECORD_ID)
+            assert record is not None and record.text == f"plan v{2 * TURNS - 1}, by {EDITORS[1]}"
         finally:
             session.delete()
             shared.memories.forget(all=True)
+            edited.session(SYNC_SESSION_ID).delete()
+            edited.memories.delete(RECORD_ID)
 
 
 def test_demo_fails_when_the_writer_misses_notes(redis_url: str) -> None:
@@ -182,6 +227,32 @@ def test_demo_fails_when_the_writer_misses_notes(redis_url: str) -> None:
         redis_url, namespace=RESEARCH_NAMESPACE, embedder=HashEmbedder(EMBED_DIM)
     ) as shared:
         shared.memories.forget(all=True)
+
+
+def test_demo_fails_when_a_replica_differs_from_redis(redis_url: str) -> None:
+    # The parent's view of Redis loses a message: both replicas now differ from it, and act 3
+    # must say so, in the table and on a FAILED line, and the run exit 1.
+    code = (
+        "import sys, rmem.cli, rmem.demo._sync_act as act\n"
+        "read = act._redis_state\n"
+        "def lossy(url):\n"
+        "    state = read(url)\n"
+        "    return state._replace(message_ids=state.message_ids[1:])\n"
+        "act._redis_state = lossy\n"
+        "sys.exit(rmem.cli.main(sys.argv[1:]))\n"
+    )
+    result = _python("-c", code, "demo", "--messages", "3", "--url", redis_url, "--quiet")
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = _sync_rows(result.stdout)
+    assert {editor: row[-1] for editor, row in rows.items()} == dict.fromkeys(EDITORS, "no")
+    assert re.search(r"^replicas == Redis: no$", result.stdout, re.M)
+    for editor in EDITORS:
+        held, lost = 2 * TURNS, 2 * TURNS - 1
+        differs = rf"{editor}'s session replica holds {held} messages .*, Redis {lost} "
+        assert re.search(differs, result.stdout), result.stdout
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        "FAILED: act 3 (two processes editing one session and one record, live)."
+    )
 
 
 def test_demo_reports_an_unreachable_redis() -> None:

