@@ -37,17 +37,19 @@ def replica_view(client: rmem.Client, timeout: float = 20.0) -> dict[str, Any]:
 def writer(url: str, namespace: str, seed: int, ops: int, barrier: Any, out: Any) -> None:
     rng = random.Random(seed)
     with rmem.Client.from_url(url, namespace=namespace) as client:
-        assert client.wait_synced()
+        assert client.wait_synced(timeout=30)
         session = client.session(SESSION)
         session.messages()  # hold a replica of the session and of every record
         for rid in RECORDS:
             client.memories.get(rid)
-        barrier.wait()
+        barrier.wait(timeout=60)
         for op in range(ops):
             rid = rng.choice(RECORDS)
             roll = rng.random()
             if roll < 0.35:
-                client.memories.add(f"seed {seed} op {op}", id=rid)
+                # A concurrent delete stamped later wins: add() then says so (NotFoundError).
+                with contextlib.suppress(rmem.NotFoundError):
+                    client.memories.add(f"seed {seed} op {op}", id=rid)
             elif roll < 0.5:
                 with contextlib.suppress(rmem.NotFoundError):
                     client.memories.update(rid, text=f"seed {seed} op {op} updated")
@@ -58,6 +60,6 @@ def writer(url: str, namespace: str, seed: int, ops: int, barrier: Any, out: Any
             else:
                 client.memories.get(rid)
                 session.messages(last=5)
-        barrier.wait()  # every writer is done: quiescence
+        barrier.wait(timeout=60)  # every writer is done: quiescence
         time.sleep(0.3)
         out.put((seed, replica_view(client)))

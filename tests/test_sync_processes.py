@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ WRITERS = 4
 OPS = 300
 
 
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("round_seed", [1, 2, 3])
 def test_four_processes_converge_with_redis(
     redis_url: str, namespace: str, round_seed: int
@@ -29,9 +31,10 @@ def test_four_processes_converge_with_redis(
     for p in procs:
         p.start()
     views = {}
+    deadline = time.monotonic() + 100
     try:
         for _ in procs:
-            seed, view = out.get(timeout=120)
+            seed, view = out.get(timeout=max(1.0, deadline - time.monotonic()))
             views[seed] = view
     except queue.Empty:
         pytest.fail(f"writers did not report (exit codes {[p.exitcode for p in procs]})")
