@@ -7,8 +7,9 @@
 -- count, bytes, rev (revision), ttl (ms, 0 = keep forever), sliding (0|1), pst (stamp of the TTL
 -- policy), clr (stamp of the last clear), del (stamp of the delete, only on a tombstone: a
 -- deleted session's meta keeps just v, rev and del), and '#<message id>' -> message stamp.
--- msgs members are <stamp (36 chars)><message id>\0<payload>, all with score 0, so the set is
--- ordered by (stamp, id). Stamps are fixed-width hybrid logical clock strings.
+-- msgs members are <stamp (36 chars)><index (6 hex)><message id>\0<payload>, all with score 0,
+-- so the set is ordered by (stamp, index, id): every message of one batch shares the batch's
+-- stamp, so a batch stays contiguous. Stamps are fixed-width hybrid logical clock strings.
 --!include _time.lua
 
 local META, MSGS, CHANGES = KEYS[1], KEYS[2], KEYS[3]

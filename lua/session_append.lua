@@ -7,7 +7,8 @@
 --         (a new session always takes ARGV[7..8]; a stored policy with a newer stamp wins)
 -- ARGV[7] ttl in ms (0 = keep forever)   ARGV[8] sliding (0|1)
 -- ARGV[9] created_at in ms for a new session (0 = now; import passes the original)
--- ARGV[10..] pairs of (message id, member) where member = <stamp><id>\0<payload>
+-- ARGV[10..] pairs of (message id, member) where member = <stamp><index><id>\0<payload>
+--   (index: 6 hex digits, the message's place in its batch; a batch shares one stamp)
 -- A message whose stamp is not after the session's last clear or delete is dropped (a delayed
 -- write cannot bring back what a newer clear or delete removed).
 -- Returns {created (0|1), created ms, message count, bytes, revision, messages added, change id,
@@ -43,8 +44,8 @@ for i = 10, nargs, 2 do
   if stamp > floor and redis.call('HSETNX', META, '#' .. id, stamp) == 1 then
     redis.call('ZADD', MSGS, 0, member)
     added = added + 1
-    bytes = bytes + #member - 37 - #id
-    prefixes[added] = stamp .. id
+    bytes = bytes + #member - 43 - #id
+    prefixes[added] = string.sub(member, 1, 42 + #id)
   end
 end
 

@@ -12,8 +12,8 @@ apply_stored_ttl()
 local last = redis.call('ZPOPMAX', MSGS)
 if #last == 0 then return nil end
 local member = last[1]
-local nul = string.find(member, '\0', 37, true)
-local id = string.sub(member, 37, nul - 1)
+local nul = string.find(member, '\0', 43, true)
+local id = string.sub(member, 43, nul - 1)
 local payload = string.sub(member, nul + 1)
 redis.call('HDEL', META, '#' .. id)
 redis.call('HINCRBY', META, 'count', -1)

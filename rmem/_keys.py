@@ -6,8 +6,9 @@ one slot (one shard on Redis Cluster):
 - a session's keys share ``{<namespace>/<session id>}``:
   ``rmem:{ns/sid}:meta`` (hash: counts, bytes, times, TTL policy, revision, clock stamps, and
   ``#<message id>`` -> stamp for every stored message, for dedupe),
-  ``rmem:{ns/sid}:msgs`` (sorted set of ``<stamp><message id>\0<payload>`` members, all scored
-  0, so ordered by (stamp, id)), ``rmem:{ns/sid}:changes`` (stream: the session's change log);
+  ``rmem:{ns/sid}:msgs`` (sorted set of ``<stamp><batch index><message id>\0<payload>``
+  members, all scored 0, so ordered by (stamp, index, id)),
+  ``rmem:{ns/sid}:changes`` (stream: the session's change log);
 - a namespace's own keys share ``{<namespace>}``: ``rmem:{ns}:sessions`` (sorted set of session
   ids scored by creation time, so listing sessions needs no SCAN), and its memories:
   ``rmem:{ns}:m:<id>`` (one hash per live record; the search index covers exactly this prefix),

@@ -113,34 +113,53 @@ def prepare_batch(
     return messages, payloads
 
 
-def member(stamp: str, message_id: str, payload: bytes) -> bytes:
-    """Return the sorted-set member that stores a message: ``<stamp><id>\0<payload>``.
+BATCH_INDEX_LEN: Final = 6
+"""Hex digits of a message's position inside its ``extend`` batch, after the stamp."""
 
-    All members score 0, so Redis orders them by bytes: by stamp (fixed width), then id.
-    Message ids hold no control characters, so the first NUL after the stamp ends the id.
+HEAD_LEN: Final = STAMP_LEN + BATCH_INDEX_LEN
+"""Length of ``<stamp><batch index>``, where a member's message id starts."""
+
+
+def member(stamp: str, index: int, message_id: str, payload: bytes) -> bytes:
+    """Return the sorted-set member that stores a message: ``<stamp><index><id>\0<payload>``.
+
+    All members score 0, so Redis orders them by bytes: by stamp (fixed width), then by the
+    message's index in its batch (every message of one ``extend`` shares one stamp, so a
+    batch stays contiguous whatever other writers do), then by id. Message ids hold no
+    control characters, so the first NUL after the head ends the id.
     """
-    return b"".join((stamp.encode(), message_id.encode(), b"\0", payload))
+    return b"".join((member_head(stamp, index, message_id), b"\0", payload))
+
+
+def member_head(stamp: str, index: int, message_id: str) -> bytes:
+    """Return ``<stamp><index><id>``: what identifies a message in the change log."""
+    return f"{stamp}{index:06x}{message_id}".encode()
 
 
 def member_prefix(raw: bytes) -> bytes:
-    """Return ``<stamp><id>`` of a member: what identifies the message in the change log."""
-    return raw[: raw.index(b"\0", STAMP_LEN)]
+    """Return ``<stamp><index><id>`` of a stored member."""
+    return raw[: raw.index(b"\0", HEAD_LEN)]
 
 
 def member_payload(raw: bytes) -> bytes:
     """Return the encoded message of a member."""
-    return raw[raw.index(b"\0", STAMP_LEN) + 1 :]
+    return raw[raw.index(b"\0", HEAD_LEN) + 1 :]
 
 
 def append_args(
-    messages: Sequence[Message], payloads: Sequence[bytes], stamps: Sequence[str]
-) -> list[str | bytes]:
-    """Return the flat ``(id, member)`` argument list of session_append."""
+    messages: Sequence[Message], payloads: Sequence[bytes], stamp: str
+) -> tuple[list[str | bytes], list[bytes]]:
+    """Return session_append's flat ``(id, member)`` arguments and each message's head."""
+    if len(messages) > 16**BATCH_INDEX_LEN:
+        raise ValidationError(f"extend() takes at most {16**BATCH_INDEX_LEN} messages at once")
     args: list[str | bytes] = []
-    for msg, payload, stamp in zip(messages, payloads, stamps, strict=True):
+    heads: list[bytes] = []
+    for index, (msg, payload) in enumerate(zip(messages, payloads, strict=True)):
+        head = member_head(stamp, index, msg.id)
+        heads.append(head)
         args.append(msg.id)
-        args.append(member(stamp, msg.id, payload))
-    return args
+        args.append(head + b"\0" + payload)
+    return args, heads
 
 
 def decode_messages(payloads: Sequence[bytes], key: str) -> list[Message]:
@@ -163,7 +182,7 @@ def decode_message(payload: bytes, key: str) -> Message:
 def decode_members(members: Sequence[Any], key: str) -> list[Message]:
     """Decode sorted-set members (``<stamp><id>\0<payload>``), in the order given."""
     try:
-        payloads = [m[m.index(b"\0", STAMP_LEN) + 1 :] for m in members]
+        payloads = [m[m.index(b"\0", HEAD_LEN) + 1 :] for m in members]
     except (ValueError, TypeError, AttributeError):
         raise CorruptDataError(f"an entry of {key} is not an rmem message", key=key) from None
     return decode_messages(payloads, key)

@@ -346,3 +346,27 @@ def test_sync_false_has_no_thread(redis_url: str, namespace: str) -> None:
         assert len(c.session("s").messages()) == 1
         with pytest.raises(rmem.ValidationError, match="sync=False"):
             c.subscribe(lambda e: None)
+
+
+def test_concurrent_batches_stay_contiguous(redis_url: str, namespace: str) -> None:
+    # Each extend takes one stamp: no other writer's message can sort inside a batch.
+    clients = [rmem.Client.from_url(redis_url, namespace=namespace) for _ in range(2)]
+
+    def write(n: int) -> None:
+        s = clients[n].session("batches")
+        for i in range(60):
+            s.extend([{"role": "user", "content": f"{n}:{i}:{j}"} for j in range(5)])
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    contents = [str(m.content) for m in clients[0].session("batches").messages()]
+    for c in clients:
+        c.close()
+    assert len(contents) == 600
+    for start in range(0, 600, 5):
+        batch = [c.rsplit(":", 1)[0] for c in contents[start : start + 5]]
+        assert len(set(batch)) == 1, contents[start : start + 5]
+        assert [c.rsplit(":", 1)[1] for c in contents[start : start + 5]] == list("01234")

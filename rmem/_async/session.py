@@ -98,20 +98,18 @@ class AsyncSession:
     async def _append(
         self, messages: list[Message], payloads: list[bytes], created_ms: int = 0
     ) -> None:
-        now = self._clock.now_text
-        stamps = [now() for _ in messages]
-        args = append_args(messages, payloads, stamps)
+        stamp = self._clock.now_text()  # one stamp per batch: it stays contiguous
+        args, heads = append_args(messages, payloads, stamp)
         policy = self._policy.args
         reply = await self._backend.run(
             _lua.SESSION_APPEND,
             self._keys,
-            self._write_args(stamps[-1], *policy, created_ms, *args),
+            self._write_args(stamp, *policy, created_ms, *args),
             namespace=self._namespace,
             session=self._id,
         )
         if self._sync is not None:
-            prefixes = [(s + m.id).encode() for s, m in zip(stamps, messages, strict=True)]
-            self._sync.applied_append(self._namespace, self._id, reply, messages, prefixes, policy)
+            self._sync.applied_append(self._namespace, self._id, reply, messages, heads, policy)
         if reply[0]:  # this call created the session: list it in its namespace
             await self._client._list_session(self._id, int(reply[1]))
 
