@@ -1,0 +1,1 @@
+"""Framework test suites vendored to run against rmem adapters."""

@@ -1,0 +1,1 @@
+"""LangChain's own tests for chat message histories, vendored to run on rmem."""

@@ -1,0 +1,1 @@
+"""LangGraph's own store tests, vendored to run against rmem.integrations.langgraph."""
