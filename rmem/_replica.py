@@ -46,6 +46,7 @@ from redis.retry import Retry
 from rmem import _lua
 from rmem._errors import CorruptDataError, RmemError
 from rmem._keys import (
+    expired_channel,
     memory_key,
     memory_keys,
     parse_memory_key,
@@ -150,6 +151,7 @@ class SyncEngine:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._max_sessions = settings.sync_max_sessions
+        self._expired = expired_channel(_db(settings.url))
         self._reset()
 
     def _reset(self) -> None:
@@ -391,7 +393,7 @@ class SyncEngine:
     def _serve(self, pubsub: Any) -> None:
         redis_client = self._redis
         assert redis_client is not None
-        expired = f"__keyevent@{_db(self._settings.url)}__:expired"
+        expired = self._expired
         pubsub.subscribe(expired)
         self._confirm(pubsub, {expired})
         with self._lock:
@@ -476,7 +478,7 @@ class SyncEngine:
                 return
             self._emit(event)
             return
-        if channel.endswith("__:expired"):
+        if channel == self._expired:
             self._on_expired(data)
 
     def _on_expired(self, key: str) -> None:

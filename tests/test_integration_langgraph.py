@@ -39,7 +39,7 @@ try:
     )
     from langgraph.store.memory import InMemoryStore
 
-    from rmem.integrations._langgraph_keys import (
+    from rmem._keys import (
         decode_path,
         encode_path,
         item_key,

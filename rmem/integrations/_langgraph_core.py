@@ -43,12 +43,7 @@ from langgraph.store.base import (
 from rmem import _lua
 from rmem._codec import pack, unpack
 from rmem._errors import BackendError, CorruptDataError, RmemError, ValidationError
-from rmem._lua import Script
-from rmem._search_redis import parse_reply, text_of
-from rmem._settings import Settings
-from rmem._validate import MAX_TTL, check_plain
-from rmem.integrations import _langgraph_query as q
-from rmem.integrations._langgraph_keys import (
+from rmem._keys import (
     StoreKeys,
     decode_path,
     encode_path,
@@ -57,6 +52,11 @@ from rmem.integrations._langgraph_keys import (
     store_keys,
     vector_key,
 )
+from rmem._lua import Script
+from rmem._search_redis import parse_reply, text_of
+from rmem._settings import Settings
+from rmem._validate import MAX_TTL, check_plain
+from rmem.integrations import _langgraph_query as q
 
 LGSTORE_PUT: Script = _lua.script("lgstore_put")
 LGSTORE_TOUCH: Script = _lua.script("lgstore_touch")

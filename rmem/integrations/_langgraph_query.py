@@ -10,6 +10,7 @@ match. Queries are built with RedisVL's classes, as :mod:`rmem._search_redis` do
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,8 @@ from redisvl.query.filter import FilterExpression, Num, Tag
 from redisvl.schema import IndexSchema
 
 from rmem._errors import SchemaMismatchError, ValidationError
+from rmem._keys import StoreKeys, encode_path
 from rmem._search_redis import found_attributes
-from rmem.integrations._langgraph_keys import StoreKeys, prefix_tokens, token
 
 OPERATORS = frozenset(("$eq", "$ne", "$gt", "$gte", "$lt", "$lte"))
 ALL_FIELDS = "all"  # the kv token of an item with too many scalars to index one by one
@@ -319,3 +320,19 @@ def knn_command(
     for name, value in query.params.items():
         args += [name, value]
     return args
+
+
+# Search filters match *tokens* rather than raw text: ``anc`` holds a digest of every prefix of
+# the item's namespace, ``kv`` a digest of every top-level scalar of its value. Digests are
+# fixed-length hex, which no tag escaping or trimming can alter; every hit is checked again in
+# Python, so a digest collision could cost a page fill but never return a wrong item.
+
+
+def token(text: str) -> str:
+    """A fixed-length tag token for ``text`` (128-bit BLAKE2b, hex)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def prefix_tokens(labels: tuple[str, ...]) -> list[str]:
+    """The ``anc`` tokens of a namespace: one per non-empty prefix of it."""
+    return [token(encode_path(labels[:n])) for n in range(1, len(labels) + 1)]

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import rmem
-from rmem.integrations._langgraph_keys import store_keys
+from rmem._keys import store_keys
 from rmem.integrations.langgraph import RmemStore
 
 VECTOR_TYPES = ["vector", "halfvec"]  # as langgraph-checkpoint-postgres's tests/conftest.py
