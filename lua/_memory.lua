@@ -6,7 +6,7 @@
 -- Stamps are fixed-width hybrid logical clock strings: comparing them as strings orders them.
 -- ARGV[1] of every memory_* script that includes this file is the namespace's sync channel; it
 -- is taken off here, so each script's own arguments start at ARGV[1].
---!include _time.lua
+--!include _stamp.lua
 
 local IDS, META, TOMBS, TEXTS, LOG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local CHANNEL = table.remove(ARGV, 1)
@@ -24,18 +24,4 @@ end
 local function log_change(maxlen, kind, id, stamp)
   local change = redis.call('XADD', LOG, 'MAXLEN', '~', maxlen, '*', 'k', kind, 'i', id, 's', stamp)
   redis.call('PUBLISH', CHANNEL, kind .. '\n' .. stamp .. '\n0\n' .. change .. '\n' .. id)
-end
-
--- Refuse a stamp whose wall time is more than bound ms ahead of the server's clock: a client
--- with a clock far in the future would otherwise win every conflict until time caught up.
-local function check_stamp(stamp, now, bound)
-  local wall = tonumber(string.sub(stamp, 1, 12), 16)
-  if #stamp ~= 36 or not wall then
-    return 'RMEM_VALIDATION malformed clock stamp ' .. stamp
-  end
-  if wall - now > bound then
-    return 'RMEM_VALIDATION a write stamped ' .. (wall - now) .. ' ms ahead of the Redis ' ..
-      'clock was refused (max_stamp_ahead_ms=' .. bound .. '): check this host\'s clock'
-  end
-  return nil
 end

@@ -10,7 +10,7 @@
 -- msgs members are <stamp (36 chars)><index (6 hex)><message id>\0<payload>, all with score 0,
 -- so the set is ordered by (stamp, index, id): every message of one batch shares the batch's
 -- stamp, so a batch stays contiguous. Stamps are fixed-width hybrid logical clock strings.
---!include _time.lua
+--!include _stamp.lua
 
 local META, MSGS, CHANGES = KEYS[1], KEYS[2], KEYS[3]
 local CHANNEL, SID, MAXLEN, STAMP, BOUND = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -34,19 +34,6 @@ end
 local function apply_stored_ttl()
   local p = redis.call('HMGET', META, 'ttl', 'sliding', 'anchor')
   apply_ttl(tonumber(p[1]) or 0, tonumber(p[2]) or 0, tonumber(p[3]) or 0)
-end
-
--- Refuse a stamp whose wall time is more than BOUND ms ahead of the server's clock.
-local function check_stamp(stamp, now)
-  local wall = tonumber(string.sub(stamp, 1, 12), 16)
-  if #stamp ~= 36 or not wall then
-    return 'RMEM_VALIDATION malformed clock stamp ' .. stamp
-  end
-  if wall - now > BOUND then
-    return 'RMEM_VALIDATION a write stamped ' .. (wall - now) .. ' ms ahead of the Redis ' ..
-      'clock was refused (max_stamp_ahead_ms=' .. BOUND .. '): check this host\'s clock'
-  end
-  return nil
 end
 
 -- Record a change in the session's change log and publish the sync hint

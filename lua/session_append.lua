@@ -20,7 +20,7 @@ if nargs < 11 or (nargs - 9) % 2 ~= 0 then
   return redis.error_reply('RMEM_ARGS session_append takes 9 arguments, then (id, member)+')
 end
 local now = now_ms()
-local refused = check_stamp(STAMP, now)
+local refused = check_stamp(STAMP, now, BOUND)
 if refused then return redis.error_reply(refused) end
 local m = redis.call('HMGET', META, 'created', 'count', 'bytes', 'rev', 'ttl', 'sliding',
   'anchor', 'pst', 'clr', 'del')

@@ -7,7 +7,7 @@
 --!include _session.lua
 
 local now = now_ms()
-local refused = check_stamp(STAMP, now)
+local refused = check_stamp(STAMP, now, BOUND)
 if refused then return redis.error_reply(refused) end
 local m = redis.call('HMGET', META, 'sliding', 'pst', 'rev')
 if not m[1] then return 0 end

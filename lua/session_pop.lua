@@ -5,7 +5,7 @@
 --!include _session.lua
 
 local now = now_ms()
-local refused = check_stamp(STAMP, now)
+local refused = check_stamp(STAMP, now, BOUND)
 if refused then return redis.error_reply(refused) end
 if redis.call('HEXISTS', META, 'created') == 0 then return nil end
 apply_stored_ttl()

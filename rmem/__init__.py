@@ -22,6 +22,7 @@ from rmem._async.session import AsyncSession
 from rmem._errors import (
     BackendError,
     CorruptDataError,
+    MissingExtraError,
     NotFoundError,
     RmemError,
     SchemaMismatchError,
@@ -59,6 +60,7 @@ __all__ = [
     "Memories",
     "MemoryRecord",
     "Message",
+    "MissingExtraError",
     "NotFoundError",
     "RmemError",
     "SchemaMismatchError",

@@ -67,6 +67,10 @@ class CorruptDataError(RmemError):
     """A value stored in Redis cannot be decoded; ``key`` names where it was found."""
 
 
+class MissingExtraError(RmemError, ImportError):
+    """An rmem adapter was imported without the install extra it needs; the message names it."""
+
+
 class BackendError(RmemError):
     """Redis answered with an error that rmem does not map to a more specific class."""
 

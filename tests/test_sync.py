@@ -372,3 +372,14 @@ def test_concurrent_batches_stay_contiguous(redis_url: str, namespace: str) -> N
         batch = [c.rsplit(":", 1)[0] for c in contents[start : start + 5]]
         assert len(set(batch)) == 1, contents[start : start + 5]
         assert [c.rsplit(":", 1)[1] for c in contents[start : start + 5]] == list("01234")
+
+
+def test_session_write_stamped_far_ahead_is_refused(redis_url: str, namespace: str) -> None:
+    now = lambda: time.time_ns() // 1_000_000  # noqa: E731
+    with rmem.Client.from_url(redis_url, namespace=namespace) as c:
+        c._clock = Clock(wall=lambda: now() + 120_000)  # beyond max_stamp_ahead_ms (60 s)
+        s = c.session("ahead")
+        with pytest.raises(rmem.ValidationError, match="ahead of the Redis clock"):
+            s.append({"role": "user"})
+        assert redis_messages(redis_url, namespace, "ahead") == []
+        assert c.sessions() == []

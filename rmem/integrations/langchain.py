@@ -31,7 +31,7 @@ from pydantic import BaseModel as PydanticBaseModel
 
 from rmem._async.client import AsyncClient
 from rmem._async.session import AsyncSession
-from rmem._errors import CorruptDataError, RmemError, ValidationError
+from rmem._errors import CorruptDataError, MissingExtraError, ValidationError
 from rmem._models import Message
 from rmem._session_core import UNSET, Unset
 from rmem._settings import Settings
@@ -45,10 +45,6 @@ __all__ = [
     "to_langchain",
     "to_rmem",
 ]
-
-
-class MissingExtraError(RmemError, ImportError):
-    """An rmem integration was imported without the install extra it needs."""
 
 
 try:

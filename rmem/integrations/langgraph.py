@@ -46,15 +46,11 @@ from typing import Any, TypeVar
 
 from rmem._async._backend import ScriptCall as AsyncScriptCall
 from rmem._async.client import AsyncClient
-from rmem._errors import RmemError, ValidationError
+from rmem._errors import MissingExtraError, RmemError, ValidationError
 from rmem._sync._backend import ScriptCall
 from rmem._sync.client import Client
 
 __all__ = ["AsyncRmemStore", "InvalidNamespace", "MissingExtraError", "RmemStore"]
-
-
-class MissingExtraError(RmemError, ImportError):
-    """An optional dependency of an rmem adapter is not installed; the message says which."""
 
 
 try:
@@ -66,7 +62,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     ) from exc
 
 # Imported once LangGraph is known to be there: the core builds on its types.
-from rmem.integrations._langgraph_core import (  # noqa: E402
+from rmem.integrations._langgraph_core import (
     Embed,
     InvalidNamespace,
     Plan,

@@ -42,7 +42,7 @@ import msgpack
 
 from rmem._async.client import AsyncClient
 from rmem._async.session import AsyncSession
-from rmem._errors import CorruptDataError, RmemError, ValidationError
+from rmem._errors import CorruptDataError, MissingExtraError, RmemError, ValidationError
 from rmem._models import Message
 from rmem._session_core import UNSET, Unset
 
@@ -56,10 +56,6 @@ __all__ = [
 ]
 
 _INSTALL_HINT: Final = "pip install 'rmem[openai-agents]'"
-
-
-class MissingExtraError(RmemError, ImportError):
-    """The OpenAI Agents SDK is not installed; the message names the extra to install."""
 
 
 class SessionClosedError(RmemError, RuntimeError):

@@ -1,0 +1,16 @@
+-- _stamp: the future bound on clock stamps (included by _memory.lua and _session.lua).
+--!include _time.lua
+
+-- Refuse a stamp whose wall time is more than bound ms ahead of the server's clock: a client
+-- with a clock far in the future would otherwise win every conflict until time caught up.
+local function check_stamp(stamp, now, bound)
+  local wall = tonumber(string.sub(stamp, 1, 12), 16)
+  if #stamp ~= 36 or not wall then
+    return 'RMEM_VALIDATION malformed clock stamp ' .. stamp
+  end
+  if wall - now > bound then
+    return 'RMEM_VALIDATION a write stamped ' .. (wall - now) .. ' ms ahead of the Redis ' ..
+      'clock was refused (max_stamp_ahead_ms=' .. bound .. '): check this host\'s clock'
+  end
+  return nil
+end
