@@ -45,6 +45,27 @@ local function record(kind, rev, data)
   return id
 end
 
+-- True when the session holds a message stamped after `stamp`: a clear or delete stamped
+-- earlier (one replayed after an outage) must leave such messages alone (last writer wins).
+local function has_newer(stamp)
+  local newest = redis.call('ZRANGE', MSGS, -1, -1)
+  return #newest > 0 and string.sub(newest[1], 1, 36) > stamp
+end
+
+-- Remove the messages stamped at or before `stamp`; returns how many went and their bytes.
+local function drop_through(stamp)
+  local upto = '(' .. stamp .. '\255'
+  local gone = redis.call('ZRANGEBYLEX', MSGS, '-', upto)
+  local bytes = 0
+  for _, member in ipairs(gone) do
+    local nul = string.find(member, '\0', 43, true)
+    redis.call('HDEL', META, '#' .. string.sub(member, 43, nul - 1))
+    bytes = bytes + #member - nul
+  end
+  if #gone > 0 then redis.call('ZREMRANGEBYLEX', MSGS, '-', upto) end
+  return #gone, bytes
+end
+
 -- Replace the meta hash by its fixed fields (dropping every '#<id>' field) with changes applied.
 local function reset_meta(changes)
   local cur = redis.call('HMGET', META, unpack(FIXED))

@@ -1,7 +1,9 @@
 -- session_pop: remove and return the newest message of a session (the greatest (stamp, id)).
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
 -- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua)
--- Returns the payload, or nil when the session is missing or empty.
+-- ARGV[6] (optional) the id of the message to remove instead of the newest: how a pop made
+--   while Redis was unreachable is replayed (idempotent: a message already gone is a no-op)
+-- Returns the payload, or nil when the session is missing or empty (or lacks ARGV[6]).
 --!include _session.lua
 
 local now = now_ms()
@@ -9,9 +11,21 @@ local refused = check_stamp(STAMP, now, BOUND)
 if refused then return redis.error_reply(refused) end
 if redis.call('HEXISTS', META, 'created') == 0 then return nil end
 apply_stored_ttl()
-local last = redis.call('ZPOPMAX', MSGS)
-if #last == 0 then return nil end
-local member = last[1]
+local member
+if ARGV[6] then
+  local stamp = redis.call('HGET', META, '#' .. ARGV[6])
+  if not stamp then return nil end
+  for _, m in ipairs(redis.call('ZRANGEBYLEX', MSGS, '[' .. stamp, '(' .. stamp .. '\255')) do
+    local nul = string.find(m, '\0', 43, true)
+    if string.sub(m, 43, nul - 1) == ARGV[6] then member = m end
+  end
+  if not member then return nil end
+  redis.call('ZREM', MSGS, member)
+else
+  local last = redis.call('ZPOPMAX', MSGS)
+  if #last == 0 then return nil end
+  member = last[1]
+end
 local nul = string.find(member, '\0', 43, true)
 local id = string.sub(member, 43, nul - 1)
 local payload = string.sub(member, nul + 1)

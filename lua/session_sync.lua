@@ -7,7 +7,8 @@
 -- else {1, count, bytes, created ms, updated ms, ttl ms, sliding, revision, remaining ms,
 --   newest change id, mode, ...} where mode 'full' is followed by every member oldest first,
 --   and mode 'delta' by, per change after ARGV[1] in order: kind, n, then n items (members
---   added for 'a', '<stamp><id>' prefixes removed for 'r', none for 'c', 'p' and 'd').
+--   added for 'a', '<stamp><id>' prefixes removed for 'r', the stamp for 'c' and 'd' (they
+--   removed the messages stamped up to it), none for 'p').
 --   The log is 'full' whenever ARGV[1] is no longer in it (trimmed, or the keys expired).
 
 local meta, msgs, changes = KEYS[1], KEYS[2], KEYS[3]
@@ -32,7 +33,7 @@ end
 out[#out + 1] = 'delta'
 for _, entry in ipairs(entries) do
   local f = entry[2]  -- k, kind, s, stamp, m, data
-  local kind, data = f[2], f[6]
+  local kind, stamp, data = f[2], f[4], f[6]
   out[#out + 1] = kind
   if kind == 'a' then
     local found = {}
@@ -46,6 +47,9 @@ for _, entry in ipairs(entries) do
   elseif kind == 'r' then
     out[#out + 1] = 1
     out[#out + 1] = data
+  elseif kind == 'c' or kind == 'd' then
+    out[#out + 1] = 1
+    out[#out + 1] = stamp
   else
     out[#out + 1] = 0
   end

@@ -62,6 +62,25 @@ def parse_memory_key(key: str) -> tuple[str, str] | None:
     return namespace, rest
 
 
+def parse_key_scope(key: str) -> tuple[str, str | None] | None:
+    """Return what a key belongs to: ``(namespace, session id)`` for a session's keys,
+    ``(namespace, None)`` for any other key of a namespace, None for a key not rmem's."""
+    head = f"{PREFIX}:{{"
+    if not key.startswith(head):
+        return None
+    for suffix in ("}:meta", "}:msgs", "}:changes"):
+        if key.endswith(suffix):
+            namespace, sep, session_id = key[len(head) : -len(suffix)].partition("/")
+            if sep and namespace and session_id:
+                return namespace, session_id
+    namespace, sep, _ = key[len(head) :].partition("}:")
+    return (namespace, None) if sep and namespace and "/" not in namespace else None
+
+
+SERVER_MARK = f"{PREFIX}:mark"
+"""A token the first client to reach a Redis leaves there; when it is gone, Redis lost its data."""
+
+
 def sync_channel(namespace: str) -> str:
     """Return the pub/sub channel that carries the sync hints of ``namespace``."""
     return f"{PREFIX}:{{{namespace}}}:sync"

@@ -8,9 +8,11 @@ files live in ``rmem/lua``; in a source checkout, in ``lua/`` beside the package
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple, TypeAlias
 
 _INCLUDE = "--!include "
 
@@ -22,6 +24,21 @@ class Script:
     name: str
     source: str
     sha: str
+
+
+Arg: TypeAlias = str | bytes | int | float
+
+
+class ScriptCall(NamedTuple):
+    """One script run inside a pipeline (see ``Backend.pipeline``)."""
+
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Arg]
+
+
+Step: TypeAlias = ScriptCall | Sequence[Arg]
+"""One step of a pipeline: a script run, or a plain command."""
 
 
 @cache

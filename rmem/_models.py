@@ -145,26 +145,41 @@ class Health(BaseModel):
     """What ``Client.health()`` reports.
 
     Attributes:
-        state: "connected" when Redis answered, "unavailable" when it did not.
-        url: the Redis URL, without password.
+        state: "connected" (Redis answers), "degraded" (it does not: calls are served by the
+            local store and writes queue in the outbox) or "recovering" (Redis answers again
+            and the outbox is being replayed). A ``memory://`` client is always "connected".
+        url: the Redis URL, without password (``memory://`` for the local backend).
+        backend: "redis", or "memory" for a ``memory://`` client.
         latency_ms: round-trip time of the health probe, when connected.
         redis_version: the server's version, when connected.
         search: True when the server has the query engine (RediSearch).
         search_engine: what serves ``memories.search``: "redisearch" (the server) or
-            "local" (in process, when the server has no search module or
-            ``search_engine="local"`` is set).
-        last_error: the error of the failed probe, when unavailable.
+            "local" (in process: no search module, ``search_engine="local"``, or degraded).
+        pending_writes: writes made while degraded that Redis has not received yet.
+        last_error: why Redis was last found unreachable, if it ever was.
+        degraded_seconds: time this client has spent degraded or recovering, in total.
+        outages: how many times the client went degraded.
+        replayed: writes replayed to Redis by recoveries.
+        rejected: replayed writes Redis refused (each is logged).
+        last_recovery_seconds: how long the last recovery took, first answer to connected.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    state: Literal["connected", "unavailable"]
+    state: Literal["connected", "degraded", "recovering"]
     url: str
+    backend: Literal["redis", "memory"] = "redis"
     latency_ms: float | None = None
     redis_version: str | None = None
     search: bool = False
     search_engine: Literal["redisearch", "local"] = "local"
+    pending_writes: int = 0
     last_error: str | None = None
+    degraded_seconds: float = 0.0
+    outages: int = 0
+    replayed: int = 0
+    rejected: int = 0
+    last_recovery_seconds: float | None = None
 
 
 EventKind = Literal[
@@ -177,6 +192,9 @@ EventKind = Literal[
     "memory.put",
     "memory.delete",
     "memory.expire",
+    "client.degraded",
+    "client.recovering",
+    "client.connected",
 ]
 
 
@@ -186,7 +204,9 @@ class Event(BaseModel):
     Attributes:
         kind: what happened: ``session.append``, ``session.pop``, ``session.clear``,
             ``session.policy`` (TTL policy set), ``session.delete``, ``session.expire``,
-            ``memory.put`` (added or updated), ``memory.delete``, ``memory.expire``.
+            ``memory.put`` (added or updated), ``memory.delete``, ``memory.expire``; and this
+            client's own fallback states: ``client.degraded`` (Redis unreachable, calls served
+            locally), ``client.recovering`` (replaying), ``client.connected`` (back).
         namespace: the namespace it happened in.
         session_id: the session, for ``session.*`` events.
         record_id: the memory record, for ``memory.*`` events.

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import logging
 import os
 import queue
@@ -122,6 +123,15 @@ class SessionReplica:
         self.prefixes.clear()
         self.messages.clear()
 
+    def drop_through(self, stamp: bytes | None) -> None:
+        # A clear or delete removes the messages stamped up to its own stamp; later ones stay.
+        if stamp is None:
+            self.clear()
+            return
+        at = bisect.bisect_left(self.prefixes, stamp + b"\xff")
+        del self.prefixes[:at]
+        del self.messages[:at]
+
 
 @dataclass(slots=True)
 class RecordReplica:
@@ -148,8 +158,9 @@ class Listener:
 class SyncEngine:
     """Keeps local replicas current; see the module docstring. Thread-safe."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Any = None) -> None:
         self._settings = settings
+        self._store = store  # the LocalStore of a memory:// client: sync against it
         self._max_sessions = settings.sync_max_sessions
         self._expired = expired_channel(_db(settings.url))
         self._reset()
@@ -286,6 +297,68 @@ class SyncEngine:
                 replica.dirty = True
                 replica.gen += 1
 
+    # ------------------------------------------------------------------ fallback
+
+    def session_copy(self, namespace: str, session_id: str) -> SessionReplica | None:
+        """A copy of what this client last saw of a session (fresh or not), or None."""
+        with self._lock:
+            replica = self._sessions.get((namespace, session_id))
+            if replica is None or replica.rev < 0:
+                return None
+            return _copy(replica)
+
+    def sessions_copy(self) -> list[SessionReplica]:
+        """Copies of every session replica that holds a live session."""
+        now = time.monotonic()
+        with self._lock:
+            return [
+                _copy(r)
+                for r in self._sessions.values()
+                if r.exists and r.rev >= 0 and (r.deadline is None or r.deadline > now)
+            ]
+
+    def records_copy(self, namespace: str) -> list[MemoryRecord]:
+        """The live records this client last saw in ``namespace``."""
+        with self._lock:
+            replica = self._records.get(namespace)
+            found = [] if replica is None else list(replica.records.values())
+        now = time.time()
+        return [r for r in found if r is not None and not (r.expires_at and r.expires_at <= now)]
+
+    def all_records_copy(self) -> dict[str, list[MemoryRecord]]:
+        """:meth:`records_copy` of every namespace this client read records of."""
+        with self._lock:
+            namespaces = list(self._records)
+        return {ns: self.records_copy(ns) for ns in namespaces}
+
+    def reload_all(self) -> None:
+        """Forget every replica's position: each reloads from Redis before serving again.
+
+        Called when the client is back on Redis after an outage: what the replicas took in
+        meanwhile came from the local store, whose change-log positions mean nothing to Redis.
+        """
+        with self._lock:
+            for replica in self._sessions.values():
+                replica.rev, replica.change_id, replica.epoch = -1, "", -1
+                replica.dirty, replica.exists = True, False
+                replica.clear()
+                replica.gen += 1
+            for records in self._records.values():
+                records.wanted |= {rid for rid in records.records}
+                records.records.clear()
+                records.log_id, records.epoch, records.dirty = None, -1, True
+                records.gen += 1
+
+    def emit_all(self, kind: EventKind, namespace: str) -> None:
+        """Deliver an event about this client itself to every subscriber, on this thread."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener.callback(Event(kind=kind, namespace=listener.namespace))
+            except Exception:  # a subscriber's bug must not stop the caller
+                log.exception("rmem event callback %r failed", listener.callback)
+
     # ------------------------------------------------------------------ memory reads
 
     def record(self, namespace: str, record_id: str) -> tuple[bool, MemoryRecord | None]:
@@ -366,7 +439,7 @@ class SyncEngine:
             pubsub = None
             try:
                 if self._redis is None:
-                    self._redis = _connect(self._settings)
+                    self._redis = _connect(self._settings, self._store)
                 pubsub = self._redis.pubsub()  # type: ignore[no-untyped-call]
                 self._serve(pubsub)
                 backoff = 0.05
@@ -617,7 +690,7 @@ class SyncEngine:
                     for prefix in items:
                         replica.remove(bytes(prefix))
                 elif kind in ("c", "d"):
-                    replica.clear()
+                    replica.drop_through(bytes(items[0]) if items else None)
         replica.exists = True
         replica.count, replica.size, replica.created, replica.updated = (
             count,
@@ -787,12 +860,23 @@ def replica_info(replica: SessionReplica) -> SessionInfo:
     )
 
 
+def _copy(replica: SessionReplica) -> SessionReplica:
+    # Lock held. Messages are frozen: sharing them is safe.
+    copy = dataclasses.replace(replica)
+    copy.prefixes, copy.messages = list(replica.prefixes), list(replica.messages)
+    return copy
+
+
 def replica_key(replica: SessionReplica) -> tuple[str, str]:
     """Return ``(namespace, session id)`` of a replica."""
     return replica.namespace, replica.session_id
 
 
-def _connect(settings: Settings) -> redis.Redis:
+def _connect(settings: Settings, store: Any = None) -> redis.Redis:
+    if store is not None:
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=store.server)
     return redis.Redis.from_url(
         settings.url,
         socket_timeout=settings.socket_timeout,
@@ -819,6 +903,8 @@ def _run_scripts(
 
 
 def _db(url: str) -> int:
+    if url.startswith("memory://"):
+        return 0
     pool = redis.ConnectionPool.from_url(url)
     return int(pool.connection_kwargs.get("db", 0) or 0)
 

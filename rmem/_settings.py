@@ -31,14 +31,16 @@ MAX_VECTOR_DIM = 4096
 
 _FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
-_SCHEMES = ("redis://", "rediss://", "unix://")
+_SCHEMES = ("redis://", "rediss://", "unix://", "memory://")
 
 
 class Settings(BaseSettings):
     """Everything a client needs to know; every field can come from ``RMEM_<FIELD>``.
 
     Attributes:
-        url: ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL (env ``RMEM_URL``).
+        url: ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL (env ``RMEM_URL``), or
+            ``memory://`` for the in-process store alone (``memory://<name>`` is shared by the
+            clients of one process that name it).
         namespace: the namespace a client starts in.
         pool_size: most connections the client opens; callers wait for a free one.
         pool_timeout: seconds a caller waits for a free connection.
@@ -68,6 +70,10 @@ class Settings(BaseSettings):
         sync_heartbeat: seconds between pings on the pub/sub connection; a connection that
             does not answer within ``socket_timeout`` is replaced (replicas read through to
             Redis until caught up again).
+        fallback: when Redis cannot be reached, serve calls from the local store and queue
+            the writes for Redis (True), or raise UnavailableError (False).
+        journal_path: a file where writes made while Redis is unreachable are also kept, so a
+            process that stops before Redis returns loses none of them (None: memory only).
         max_stamp_ahead_ms: a write whose clock stamp is further ahead of the Redis server's
             clock than this is refused with ValidationError (a host clock far in the future
             would otherwise win every conflict).
@@ -98,12 +104,16 @@ class Settings(BaseSettings):
     sync: bool = True
     sync_heartbeat: float = Field(DEFAULT_SYNC_HEARTBEAT, gt=0)
     sync_max_sessions: int = Field(10_000, ge=1)
+    fallback: bool = True
+    journal_path: str | None = None
 
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
         if not url.startswith(_SCHEMES):
-            raise ValueError(f"unsupported URL {url!r}: use redis://, rediss:// or unix://")
+            raise ValueError(
+                f"unsupported URL {url!r}: use redis://, rediss://, unix:// or memory://"
+            )
         return url
 
     @field_validator("namespace")

@@ -19,8 +19,11 @@ def _closed_port() -> int:
 
 
 def test_unreachable_redis_raises_unavailable_naming_the_host() -> None:
+    # fallback=False: no local store, every call raises.
     port = _closed_port()
-    with rmem.Client.from_url(f"redis://127.0.0.1:{port}/0", connect_timeout=0.5) as c:
+    with rmem.Client.from_url(
+        f"redis://127.0.0.1:{port}/0", connect_timeout=0.5, fallback=False
+    ) as c:
         s = c.session("x")
         with pytest.raises(rmem.UnavailableError, match=f"127.0.0.1:{port}") as info:
             s.append({"role": "user"})
@@ -32,13 +35,14 @@ def test_unreachable_redis_raises_unavailable_naming_the_host() -> None:
         with pytest.raises(rmem.UnavailableError):
             c.sessions()
         health = c.health()
-        assert health.state == "unavailable"
+        assert health.state == "degraded"
+        assert health.pending_writes == 0
         assert health.last_error is not None and str(port) in health.last_error
 
 
 def test_password_is_not_shown_in_errors() -> None:
     port = _closed_port()
-    with rmem.Client.from_url(f"redis://user:s3cret@127.0.0.1:{port}/0") as c:
+    with rmem.Client.from_url(f"redis://user:s3cret@127.0.0.1:{port}/0", fallback=False) as c:
         with pytest.raises(rmem.UnavailableError) as info:
             c.session("x").count()
         assert "s3cret" not in str(info.value)
@@ -48,7 +52,7 @@ def test_password_is_not_shown_in_errors() -> None:
 def test_paused_server_times_out_as_unavailable() -> None:
     with (
         EmbeddedRedis(modules=False) as server,
-        rmem.Client.from_url(server.url, socket_timeout=0.3) as c,
+        rmem.Client.from_url(server.url, socket_timeout=0.3, fallback=False) as c,
     ):
         s = c.session("slow")
         s.append({"role": "user"})

@@ -561,7 +561,10 @@ def test_ping_is_false_when_redis_cannot_be_reached(namespace: str) -> None:
     async def scenario() -> bool:
         url = "redis://127.0.0.1:9/0"  # the discard port: nothing listens on loopback
         async with RmemSession.from_url(
-            "x", url=url, namespace=namespace, redis_kwargs={"connect_timeout": 0.5}
+            "x",
+            url=url,
+            namespace=namespace,
+            redis_kwargs={"connect_timeout": 0.5, "fallback": False},
         ) as session:
             with pytest.raises(rmem.UnavailableError):
                 await session.get_items()

@@ -1,28 +1,25 @@
-"""The connection to Redis: runs scripts and commands, turns redis-py errors into rmem's."""
+"""The connection to Redis: runs scripts and commands, turns redis-py errors into rmem's.
+
+When Redis cannot be reached and the fallback is on, calls are served by the local store
+instead (see :mod:`rmem._fallback`); a ``memory://`` backend has only the local store.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from rmem._errors import from_redis_error
-from rmem._lua import Script
+from rmem._errors import UnavailableError, from_redis_error
+from rmem._fallback import Fallback
+from rmem._keys import SERVER_MARK
+from rmem._local import MEMORY_SCHEME, LocalStore, commands_of, memory_server
+from rmem._lua import Arg, Script, ScriptCall
 from rmem._settings import Settings, redacted
-
-Arg = str | bytes | int | float
-
-
-class ScriptCall(NamedTuple):
-    """One script run inside a pipeline (see :meth:`AsyncBackend.pipeline`)."""
-
-    script: Script
-    keys: Sequence[str]
-    args: Sequence[Arg]
 
 
 def _raw(response: Any, **options: Any) -> Any:
@@ -46,9 +43,19 @@ class AsyncBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.url = redacted(settings.url)
+        self.memory = settings.url.startswith(MEMORY_SCHEME)
+        self.store: LocalStore | None = None
+        self.fallback: Fallback | None = None
+        self.where = "memory"
+        url = settings.url
+        if self.memory:
+            self.store = LocalStore(memory_server(settings.url), self.url)
+            url = "redis://127.0.0.1:1/0"  # an idle pool that is never used
+        elif settings.fallback:
+            self.fallback = Fallback(settings, LocalStore(where="local fallback store"), None)
         no_retry = Retry(NoBackoff(), 0)
         pool = BlockingConnectionPool.from_url(
-            settings.url,
+            url,
             max_connections=settings.pool_size,
             timeout=settings.pool_timeout,
             socket_timeout=settings.socket_timeout,
@@ -59,7 +66,8 @@ class AsyncBackend:
             protocol=3,
         )
         kwargs = pool.connection_kwargs
-        self.where = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
+        if not self.memory:
+            self.where = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
         self.redis = Redis(connection_pool=pool, retry=no_retry)
         # Stream replies stay as hiredis gives them (nested lists): rmem reads one field per
         # entry, and redis-py's default turns every entry into a dict first.
@@ -85,24 +93,58 @@ class AsyncBackend:
         )
         return replies[0]
 
+    @property
+    def local(self) -> bool:
+        """True while calls are served by the local store (``memory://``, or degraded)."""
+        return self.memory or (self.fallback is not None and self.fallback.active)
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is unreachable and calls go to the fallback's local store."""
+        fallback = self.fallback
+        return fallback is not None and fallback.active
+
+    def _unreachable(self, exc: UnavailableError) -> bool:
+        # True when the call should be served locally instead of raising.
+        if self.fallback is None:
+            return False
+        self.fallback.degrade(exc)
+        return True
+
     async def call(self, *command: Arg, namespace: str | None = None) -> Any:
         """Run one plain Redis command."""
-        try:
-            return await self.redis.execute_command(*command)
-        except (RedisError, OSError) as exc:
-            raise from_redis_error(exc, self.where, namespace=namespace) from exc
+        if self.store is not None:
+            return self.store.call(*command, namespace=namespace)
+        fallback = self.fallback
+        if fallback is None or not fallback.active:
+            try:
+                return await self.redis.execute_command(*command)
+            except (RedisError, OSError) as exc:
+                error = from_redis_error(exc, self.where, namespace=namespace)
+                if not (isinstance(error, UnavailableError) and self._unreachable(error)):
+                    raise error from exc
+        assert fallback is not None
+        return fallback.call(command, namespace)
 
     async def batch(
         self, commands: Sequence[Sequence[Arg]], *, namespace: str | None = None
     ) -> list[Any]:
         """Run many plain commands in one pipeline (one round trip, no transaction)."""
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                return list(await pipe.execute())
-        except (RedisError, OSError) as exc:
-            raise from_redis_error(exc, self.where, namespace=namespace) from exc
+        if self.store is not None:
+            return self.store.batch(commands, namespace=namespace)
+        fallback = self.fallback
+        if fallback is None or not fallback.active:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for command in commands:
+                        pipe.execute_command(*command)
+                    return list(await pipe.execute())
+            except (RedisError, OSError) as exc:
+                error = from_redis_error(exc, self.where, namespace=namespace)
+                if not (isinstance(error, UnavailableError) and self._unreachable(error)):
+                    raise error from exc
+        assert fallback is not None
+        return fallback.batch(commands, namespace)
 
     async def pipeline(
         self,
@@ -117,19 +159,35 @@ class AsyncBackend:
         the scripts are loaded and every step is sent once more, so only idempotent steps
         belong here. Replies are not post-processed by redis-py's response callbacks.
         """
-        commands = [
-            ("EVALSHA", s.script.sha, len(s.keys), *s.keys, *s.args)
-            if isinstance(s, ScriptCall)
-            else tuple(s)
-            for s in steps
-        ]
+        if self.store is not None:
+            return self.store.pipeline(steps, namespace=namespace)
+        fallback = self.fallback
+        if fallback is not None and fallback.active:
+            return fallback.pipeline(steps, namespace)
+        commands = commands_of(steps)
+        marking = fallback is not None and fallback.mark is None
+        if marking:
+            # Once per client: leave (or read) the marker that tells a recovery whether Redis
+            # came back with its data (see rmem._fallback).
+            assert fallback is not None
+            commands.insert(0, ("SET", SERVER_MARK, fallback.mark_token, "NX", "GET"))
         for attempt in (1, 2):
             try:
                 replies = await self._round_trip(commands)
             except (RedisError, OSError) as exc:
-                raise from_redis_error(
+                error = from_redis_error(
                     exc, self.where, namespace=namespace, session=session, key=_first_key(steps)
-                ) from exc
+                )
+                if isinstance(error, UnavailableError) and self._unreachable(error):
+                    assert fallback is not None
+                    return fallback.pipeline(steps, namespace)
+                raise error from exc
+            if marking:
+                assert fallback is not None
+                mark, replies = replies[0], replies[1:]
+                if not isinstance(mark, Exception):
+                    fallback.mark = fallback.mark_token if mark is None else _text(mark)
+                commands, marking = commands[1:], False
             failed = [r for r in replies if isinstance(r, Exception)]
             if not failed:
                 return replies
@@ -166,6 +224,14 @@ class AsyncBackend:
             await pool.release(conn)
 
     async def aclose(self) -> None:
-        """Close every connection of the pool."""
+        """Close every connection of the pool, and stop the fallback's recovery thread."""
+        if self.fallback is not None:
+            self.fallback.close()
+        if self.store is not None:
+            self.store.close()
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -8,11 +8,13 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from redis.exceptions import RedisError
+
 from rmem import _lua
 from rmem._sync._backend import Backend
 from rmem._sync.memories import Memories, SearchState
 from rmem._sync.session import Session
-from rmem._errors import RmemError, ValidationError
+from rmem._errors import UnavailableError, ValidationError, from_redis_error
 from rmem._hlc import Clock
 from rmem._keys import session_index, session_keys
 from rmem._models import Event, Health
@@ -55,7 +57,13 @@ class Client:
         else:
             self._backend = Backend(settings or Settings())
             self._clock = Clock()
-            self._sync = SyncEngine(self._backend.settings) if self._backend.settings.sync else None
+            self._sync = (
+                SyncEngine(self._backend.settings, self._backend.store)
+                if self._backend.settings.sync
+                else None
+            )
+            if self._backend.fallback is not None:
+                self._backend.fallback.replicas = self._sync
             self._search_state = SearchState()
             self._embedder = embedder
             self._vector_dim = _vector_dim(embedder, self._backend.settings.vector_dim)
@@ -187,7 +195,7 @@ class Client:
 
     def _list_session(self, session_id: str, created_ms: int) -> None:
         self._backend.call(
-            "ZADD", self._index, created_ms, session_id, namespace=self._namespace
+            "ZADD", self._index, "NX", created_ms, session_id, namespace=self._namespace
         )
 
     def _unlist_sessions(self, entries: Sequence[tuple[str, int]]) -> None:
@@ -220,22 +228,51 @@ class Client:
         return session
 
     def health(self) -> Health:
-        """Probe Redis once: state, latency, server version, whether search is available."""
+        """Report the client's state; when connected, probe Redis once (latency, version,
+        whether search is available).
+
+        With the fallback on, a probe that finds Redis unreachable moves the client to
+        "degraded" like any other call. With ``fallback=False`` the state is "degraded" while
+        Redis cannot be reached, and calls raise UnavailableError.
+        """
+        backend = self._backend
+        if backend.memory:
+            return Health(state="connected", url=backend.url, backend="memory")
+        fallback = backend.fallback
+        figures: dict[str, Any] = {}
+        if fallback is not None:
+            f = fallback.figures
+            figures = {
+                "pending_writes": fallback.pending,
+                "last_error": fallback.last_error,
+                "degraded_seconds": fallback.degraded_for(),
+                "outages": f.outages,
+                "replayed": f.replayed,
+                "rejected": f.rejected,
+                "last_recovery_seconds": f.last_recovery,
+            }
+            if fallback.active:
+                return Health(state=fallback.state, url=backend.url, **figures)
         start = time.perf_counter()
         try:
-            info = self._backend.call("INFO", "server", namespace=self._namespace)
+            info = backend.redis.execute_command("INFO", "server")
             latency = (time.perf_counter() - start) * 1000
-            modules = self._backend.call("MODULE", "LIST", namespace=self._namespace)
-        except RmemError as exc:
-            return Health(state="unavailable", url=self._backend.url, last_error=str(exc))
+            modules = backend.redis.execute_command("MODULE", "LIST")
+        except (RedisError, OSError) as exc:
+            error = from_redis_error(exc, backend.where, namespace=self._namespace)
+            if fallback is None or not isinstance(error, UnavailableError):
+                return Health(state="degraded", url=backend.url, last_error=str(error))
+            fallback.degrade(error)
+            return self.health()
         names = {_module_name(m) for m in modules or []}
         return Health(
             state="connected",
-            url=self._backend.url,
+            url=backend.url,
             latency_ms=latency,
             redis_version=str(info.get("redis_version")),
             search=bool(names & {"search", "ft", "searchlight"}),
             search_engine=self.memories._engine(),
+            **figures,
         )
 
     def subscribe(self, callback: Callable[[Event], None]) -> Listener:

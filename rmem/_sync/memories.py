@@ -360,7 +360,7 @@ class Memories:
     def get(self, id: str) -> MemoryRecord | None:
         """Return the record ``id`` (with its vector), or None if there is none."""
         rid = check_record_id(id, self._ns)
-        if self._client._sync is not None:
+        if self._client._sync is not None and not self._backend.degraded:
             known, record = self._client._sync.record(self._ns, rid)
             if known:
                 return record
@@ -529,7 +529,8 @@ class Memories:
             _lua.MEMORY_COUNT, self._count_keys, self._count_args, namespace=self._ns
         )
         rev, newest, oldest = int(rev), text_of(newest), text_of(oldest)
-        cache = self._state.local.get(self._ns)
+        slot = self._cache_slot()
+        cache = self._state.local.get(slot)
         if cache is not None and cache.rev == rev:
             return cache
         if cache is None or not cache.log_id or _after(oldest, cache.log_id):
@@ -546,8 +547,16 @@ class Memories:
                 else:
                     self._cache_put(cache, *loaded)
             cache.rev, cache.log_id = rev, newest
-        self._state.local[self._ns] = cache
+        self._state.local[slot] = cache
         return cache
+
+    def _cache_slot(self) -> str:
+        # While degraded, the copy follows the fallback's local store, whose revisions and log
+        # ids have nothing to do with Redis's: it gets a slot of its own for each outage.
+        fallback = self._backend.fallback
+        if fallback is not None and fallback.active:
+            return f"\0outage {fallback.figures.outages}\0{self._ns}"
+        return self._ns
 
     def _load_all(self, rev: int, log_id: str) -> _LocalCache:
         fresh = _LocalCache(rev=rev, index=LocalIndex(self._spec.dim), log_id=log_id)
@@ -626,6 +635,8 @@ class Memories:
         return embed_with(self._embedder, texts, self._spec.dim)
 
     def _engine(self) -> Literal["redisearch", "local"]:
+        if self._backend.degraded:
+            return "local"  # the fallback's store searches in process, with the same rules
         state = self._state
         if state.engine is None:
             choice = self._settings.search_engine

@@ -167,7 +167,7 @@ class Session:
         count = check_last(last)
         if count == 0 and last == 0:
             return []
-        if self._sync is not None:
+        if self._sync is not None and not self._backend.degraded:
             with self._sync.lock:
                 replica = self._sync.session(self._namespace, self._id)
                 if replica is not None:
@@ -195,7 +195,7 @@ class Session:
         Raises:
             NotFoundError: the session does not exist (never written, deleted or expired).
         """
-        if self._sync is not None:
+        if self._sync is not None and not self._backend.degraded:
             with self._sync.lock:
                 replica = self._sync.session(self._namespace, self._id)
                 if replica is not None and replica.exists:
@@ -207,7 +207,7 @@ class Session:
 
     def count(self) -> int:
         """Return how many messages the session holds (0 when it does not exist)."""
-        if self._sync is not None:
+        if self._sync is not None and not self._backend.degraded:
             with self._sync.lock:
                 replica = self._sync.session(self._namespace, self._id)
                 if replica is not None:
@@ -217,7 +217,7 @@ class Session:
 
     def exists(self) -> bool:
         """Return True when the session exists. Does not restart a sliding TTL."""
-        if self._sync is not None:
+        if self._sync is not None and not self._backend.degraded:
             with self._sync.lock:
                 replica = self._sync.session(self._namespace, self._id)
                 if replica is not None:
@@ -263,9 +263,9 @@ class Session:
         """Delete the session and all its keys; False when it did not exist."""
         tombstone_ms = int(self._settings.tombstone_ttl * 1000)
         created = int(self._write(_lua.SESSION_DELETE, self._clock.now_text(), tombstone_ms))
-        if created:
+        if created > 0:  # -1: messages stamped after this delete keep the session (see Lua)
             self._client._unlist_sessions([(self._id, created)])
-        return bool(created)
+        return created != 0
 
     def export(self) -> dict[str, Any]:
         """Return the whole session as a JSON-able dict, for ``client.import_session``.

@@ -1,0 +1,490 @@
+"""Local fallback: keep working while Redis is unreachable, and lose nothing.
+
+States: ``connected`` → ``degraded`` (Redis unreachable) → ``recovering`` (replaying) →
+``connected``. One :class:`Fallback` per client (namespace views share it), for both APIs.
+
+- **Detection.** The first call that finds Redis unreachable (refused, reset, timed out) moves
+  the client to ``degraded`` and is itself answered locally. From then on every call goes
+  straight to the local store: no socket timeout is waited on again (the circuit is open).
+- **Degraded.** Calls run rmem's own Lua scripts on the in-process store
+  (:class:`~rmem._local.LocalStore`), so every operation keeps its semantics. The first time
+  a session or a namespace's memories are touched, the store is seeded from this client's
+  replicas (what it last saw of them). Each write is queued in the outbox, and also in the
+  journal file when ``journal_path`` is set, before the call returns.
+- **Recovery.** A background thread probes Redis with exponential backoff (tenacity). Once it
+  answers, the state is ``recovering``: the thread replays the outbox in order through the
+  same scripts. Every entry carries its original stamp and message ids, so replaying twice is
+  harmless, and writes other instances made meanwhile merge by last-writer-wins and message-id
+  union. Calls keep going to the local store (and the outbox) until the outbox is empty; then,
+  under the same lock the writes take, the client is ``connected`` again, the local store is
+  emptied and every replica reloads from Redis.
+- **Redis came back empty.** A marker key holds a token the client saw when it first reached
+  Redis. Missing at recovery means Redis lost its data (restarted without persistence, or was
+  flushed): the client writes back what its replicas hold, each with its original stamps,
+  before replaying the outbox (decisions #22 states the limits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+from typing import Any, Literal
+
+import msgpack
+import redis
+import tenacity
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, ResponseError
+from redis.retry import Retry
+
+from rmem import _lua
+from rmem._errors import RmemError
+from rmem._keys import (
+    SERVER_MARK,
+    memory_key,
+    memory_keys,
+    parse_key_scope,
+    session_index,
+    session_keys,
+    sync_channel,
+)
+from rmem._local import LocalStore
+from rmem._lua import Arg, ScriptCall, Step
+from rmem._memory_core import MemoryRecord, check_vector, record_fields, text_digest
+from rmem._models import EventKind
+from rmem._session_core import HEAD_LEN, decode_message, encode_message
+from rmem._settings import Settings
+
+log = logging.getLogger("rmem.fallback")
+
+State = Literal["connected", "degraded", "recovering"]
+_STATE_EVENTS: dict[State, EventKind] = {
+    "connected": "client.connected",
+    "degraded": "client.degraded",
+    "recovering": "client.recovering",
+}
+_READ_ONLY = frozenset({"session_read", "session_sync", "memory_count"})
+_WRITE_COMMANDS = frozenset({b"ZADD", b"ZREM", b"DEL", b"HSET", b"HDEL", b"UNLINK"})
+_REPLAY_CHUNK = 200  # outbox entries per round trip while replaying
+_PROBE_MAX_WAIT = 1.0  # longest pause between two probes of an unreachable Redis
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One queued write: a script (by name) or a plain command, with its keys and arguments."""
+
+    seq: int
+    script: str  # '' for a plain command (its words are all in args)
+    keys: tuple[str, ...]
+    args: tuple[Arg, ...]
+
+    def pack(self) -> bytes:
+        return msgpack.packb([self.script, list(self.keys), list(self.args)], use_bin_type=True)
+
+    @classmethod
+    def unpack(cls, seq: int, data: bytes) -> Entry:
+        script, keys, args = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return cls(seq, script, tuple(keys), tuple(args))
+
+    def command(self) -> tuple[Arg, ...]:
+        if not self.script:
+            return self.args
+        sha = _lua.script(self.script).sha
+        return ("EVALSHA", sha, len(self.keys), *self.keys, *self.args)
+
+
+@dataclass(slots=True)
+class Figures:
+    """Counters behind ``Client.health()``."""
+
+    replayed: int = 0  # outbox entries written to Redis by recoveries
+    rejected: int = 0  # entries Redis refused on replay (logged; e.g. a stamp it no longer takes)
+    reseeded: int = 0  # scripts run to write back what an emptied Redis lost
+    outages: int = 0
+    degraded_total: float = 0.0  # seconds spent degraded or recovering, past outages
+    last_recovery: float | None = None  # seconds the last recovery took, probe to connected
+
+
+class Fallback:
+    """The state machine, outbox and recovery thread of one client (thread-safe)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: LocalStore,
+        replicas: Any,  # the client's SyncEngine, or None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.replicas = replicas
+        self.state: State = "connected"
+        self.last_error: str | None = None
+        self.figures = Figures()
+        self.mark: str | None = None  # the marker token seen in Redis; None: not checked yet
+        self.mark_token = secrets.token_hex(8)
+        self._since: float | None = None  # monotonic time the current outage began
+        self._outbox: deque[Entry] = deque()
+        self._seq = 0
+        self._seeded: set[tuple[str, str | None]] = set()
+        self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._journal: Any = None
+        if settings.journal_path:
+            from rmem._journal import Journal
+
+            self._journal = Journal(Path(settings.journal_path))
+            pending = [Entry.unpack(seq, data) for seq, data in self._journal.pending()]
+            if pending:
+                # Writes acknowledged by a process that stopped while degraded: serve them
+                # locally at once, and replay them as soon as Redis answers.
+                self._outbox.extend(pending)
+                self._seq = pending[-1].seq
+                with store.lock:
+                    store.pipeline([_as_step(e) for e in pending])
+                self.state = "recovering"
+                self._since = time.monotonic()
+                self.last_error = f"{len(pending)} writes recovered from {settings.journal_path}"
+                self._start()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def active(self) -> bool:
+        """True while calls are served by the local store (degraded or recovering)."""
+        return self.state != "connected"
+
+    @property
+    def pending(self) -> int:
+        """Writes waiting in the outbox."""
+        return len(self._outbox)
+
+    def degraded_for(self) -> float:
+        """Seconds spent away from Redis: past outages plus the current one."""
+        since = self._since
+        current = 0.0 if since is None else time.monotonic() - since
+        return self.figures.degraded_total + current
+
+    def degrade(self, error: BaseException | str) -> None:
+        """Record that Redis is unreachable; start serving locally and probing for Redis."""
+        with self.store.lock:
+            self.last_error = str(error)
+            if self.state != "connected":
+                return
+            self._since = time.monotonic()
+            self.figures.outages += 1
+            self._set_state("degraded")
+            self._start()
+        log.warning("rmem: Redis unreachable (%s); serving from the local store", error)
+
+    def _set_state(self, state: State) -> None:
+        # Lock held.
+        self.state = state
+        if self.replicas is not None:
+            self.replicas.emit_all(_STATE_EVENTS[state], self.settings.namespace)
+
+    # ------------------------------------------------------------------ local calls
+
+    def pipeline(self, steps: Sequence[Step], namespace: str | None) -> list[Any]:
+        """Run steps on the local store, seeding it first; queue the writes among them."""
+        with self.store.lock:
+            self._seed(steps)
+            replies = self.store.pipeline(steps, namespace=namespace)
+            self._queue(steps, replies)
+            return replies
+
+    def call(self, command: Sequence[Arg], namespace: str | None) -> Any:
+        """Run one plain command on the local store (parsed reply), queueing a write."""
+        with self.store.lock:
+            self._seed([command])
+            reply = self.store.call(*command, namespace=namespace)
+            self._queue([command], [reply])
+            return reply
+
+    def batch(self, commands: Sequence[Sequence[Arg]], namespace: str | None) -> list[Any]:
+        """Run plain commands on the local store (parsed replies), queueing the writes."""
+        with self.store.lock:
+            self._seed(commands)
+            replies = self.store.batch(commands, namespace=namespace)
+            self._queue(commands, replies)
+            return replies
+
+    def _queue(self, steps: Sequence[Step], replies: Sequence[Any]) -> None:
+        # Store lock held: the local write and its outbox entry are taken together, so the
+        # outbox order is the order the local store applied them in.
+        for step, reply in zip(steps, replies, strict=True):
+            entry = self._entry(step, reply)
+            if entry is None:
+                continue
+            if self._journal is not None:
+                entry = Entry(self._journal.append(entry.pack()), *_fields(entry))
+            else:
+                self._seq += 1
+                entry = Entry(self._seq, *_fields(entry))
+            self._outbox.append(entry)
+
+    def _entry(self, step: Step, reply: Any) -> Entry | None:
+        if isinstance(step, ScriptCall):
+            name = step.script.name
+            if name in _READ_ONLY:
+                return None
+            args = tuple(step.args)
+            if name == "session_pop":
+                if reply is None:
+                    return None
+                # Replayed as "remove this message": popping the newest again in Redis could
+                # take another instance's message.
+                message = decode_message(reply, step.keys[1])
+                args = (*args[:5], message.id)
+            return Entry(0, name, tuple(step.keys), args)
+        words = tuple(step)
+        name = words[0].encode() if isinstance(words[0], str) else bytes(words[0])  # type: ignore[arg-type]
+        if name.upper() not in _WRITE_COMMANDS:
+            return None
+        return Entry(0, "", (), words)
+
+    # ------------------------------------------------------------------ seeding
+
+    def _seed(self, steps: Sequence[Step]) -> None:
+        # Store lock held. What this client last saw of a session or a namespace's records
+        # goes into the local store the first time a degraded call touches it.
+        if self.replicas is None:
+            return
+        for step in steps:
+            keys = step.keys if isinstance(step, ScriptCall) else [_text(w) for w in step[1:2]]
+            for key in keys:
+                scope = parse_key_scope(key)
+                if scope is None or scope in self._seeded:
+                    continue
+                self._seeded.add(scope)
+                calls = self._seed_calls(*scope)
+                if calls:
+                    self.store.pipeline(calls)
+
+    def _seed_calls(self, namespace: str, session_id: str | None) -> list[Step]:
+        if session_id is not None:
+            replica = self.replicas.session_copy(namespace, session_id)
+            return [] if replica is None else session_seed(replica, self.settings)
+        records = self.replicas.records_copy(namespace)
+        return record_seed(namespace, records, self.settings)
+
+    # ------------------------------------------------------------------ recovery thread
+
+    def _start(self) -> None:
+        # Store lock held.
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="rmem-fallback", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the recovery thread (the outbox stays in the journal, if there is one)."""
+        self._closed.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        if self._journal is not None:
+            self._journal.close()
+
+    def _run(self) -> None:
+        retrying = tenacity.Retrying(
+            wait=tenacity.wait_exponential_jitter(initial=0.01, max=_PROBE_MAX_WAIT),
+            retry=tenacity.retry_if_exception_type((redis.RedisError, OSError, RmemError)),
+            stop=lambda _: self._closed.is_set(),
+            sleep=self._closed.wait,
+            reraise=True,
+        )
+        remote: redis.Redis | None = None
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if remote is None:
+                        remote = _connect(self.settings)
+                    try:
+                        self._recover(remote)
+                    except (redis.RedisError, OSError) as exc:
+                        with self.store.lock:
+                            self.last_error = f"{type(exc).__name__}: {exc}"
+                            if self.state == "recovering":
+                                self._set_state("degraded")
+                        raise
+        except Exception as exc:  # closed while Redis was away, or a bug: never die silently
+            if not self._closed.is_set():
+                log.exception("rmem fallback recovery stopped: %s", exc)
+        finally:
+            if remote is not None:
+                with contextlib.suppress(Exception):
+                    remote.close()
+
+    def _recover(self, remote: redis.Redis) -> None:
+        start = time.monotonic()
+        remote.ping()
+        with self.store.lock:
+            if self.state == "degraded":
+                self._set_state("recovering")
+        self._check_mark(remote)
+        while not self._closed.is_set():
+            with self.store.lock:
+                batch = [self._outbox[i] for i in range(min(_REPLAY_CHUNK, len(self._outbox)))]
+                if not batch:
+                    self._finish(start)
+                    return
+            replies = _run_commands(remote, [e.command() for e in batch])
+            for entry, reply in zip(batch, replies, strict=True):
+                if isinstance(reply, ResponseError):
+                    self.figures.rejected += 1
+                    log.warning("rmem: Redis refused replayed write %s: %s", entry.script, reply)
+            with self.store.lock:
+                for _ in batch:
+                    self._outbox.popleft()
+                self.figures.replayed += len(batch)
+                if self._journal is not None:
+                    self._journal.ack(batch[-1].seq)
+
+    def _finish(self, start: float) -> None:
+        # Store lock held, outbox empty: no write can slip between this and the next call.
+        self.store.flush()
+        self._seeded.clear()
+        if self._since is not None:
+            self.figures.degraded_total += time.monotonic() - self._since
+        self._since = None
+        self.figures.last_recovery = time.monotonic() - start
+        if self.replicas is not None:
+            self.replicas.reload_all()
+        self._set_state("connected")
+        log.warning("rmem: Redis is back; %d writes replayed", self.figures.replayed)
+
+    def _check_mark(self, remote: redis.Redis) -> None:
+        found = remote.get(SERVER_MARK)
+        seen = None if found is None else _text(found)
+        if seen is not None and (self.mark is None or seen == self.mark):
+            self.mark = seen
+            return
+        if self.mark is not None and self.replicas is not None:
+            # The marker this client saw is gone: Redis lost its data. Write back what the
+            # replicas hold, with the original stamps, before the outbox.
+            calls: list[Step] = []
+            for replica in self.replicas.sessions_copy():
+                calls += session_seed(replica, self.settings)
+                calls.append(
+                    (
+                        "ZADD",
+                        session_index(replica.namespace),
+                        "NX",
+                        replica.created,
+                        replica.session_id,
+                    )
+                )
+            for namespace, records in self.replicas.all_records_copy().items():
+                calls += record_seed(namespace, records, self.settings)
+            for start in range(0, len(calls), _REPLAY_CHUNK):
+                chunk = calls[start : start + _REPLAY_CHUNK]
+                _run_commands(remote, _lua_commands(chunk))
+            self.figures.reseeded += len(calls)
+            log.warning("rmem: Redis came back empty; wrote back %d held items", len(calls))
+        token = remote.set(SERVER_MARK, self.mark_token, nx=True, get=True)
+        self.mark = self.mark_token if token is None else _text(token)
+
+
+# ---------------------------------------------------------------------- seeds
+
+
+def session_seed(replica: Any, settings: Settings) -> list[Step]:
+    """Appends that rebuild a replica's session, one per batch, with the original stamps."""
+    if not replica.exists or not replica.messages:
+        return []
+    ns, sid = replica.namespace, replica.session_id
+    keys = session_keys(ns, sid)
+    head = (sync_channel(ns), sid, settings.session_change_log_maxlen)
+    calls: list[Step] = []
+    pairs = list(zip(replica.prefixes, replica.messages, strict=True))
+    for stamp, group in groupby(pairs, key=lambda p: p[0][:36]):
+        args: list[Arg] = [*head, stamp.decode(), settings.max_stamp_ahead_ms, 1]
+        args += [replica.ttl_ms, int(replica.sliding), replica.created]
+        for prefix, message in group:
+            payload = encode_message(
+                message, settings.max_message_bytes, settings.compress_threshold
+            )
+            args += [prefix[HEAD_LEN:].decode(), bytes(prefix) + b"\0" + payload]
+        calls.append(ScriptCall(_lua.SESSION_APPEND, keys, args))
+    return calls
+
+
+def record_seed(namespace: str, records: Sequence[MemoryRecord], settings: Settings) -> list[Step]:
+    """One ``memory_put`` that writes ``records`` back with their original stamps."""
+    if not records:
+        return []
+    keys = [*memory_keys(namespace), *(memory_key(namespace, r.id) for r in records)]
+    args: list[Arg] = [sync_channel(namespace), 0]
+    args += [settings.change_log_maxlen, settings.max_stamp_ahead_ms]
+    now = time.time()
+    for r in records:
+        vector = None if r.vector is None else check_vector(r.vector, len(r.vector), namespace)
+        fields = record_fields(
+            r.text, r.tags, r.metadata, vector, namespace, settings.memory_fields
+        )
+        ttl_ms = 0 if r.expires_at is None else max(1, int((r.expires_at - now) * 1000))
+        args += [r.id, r.stamp, text_digest(r.text), ttl_ms, len(fields) // 2, *fields]
+    return [ScriptCall(_lua.MEMORY_PUT, keys, args)]
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _fields(entry: Entry) -> tuple[str, tuple[str, ...], tuple[Arg, ...]]:
+    return entry.script, entry.keys, entry.args
+
+
+def _as_step(entry: Entry) -> Step:
+    if not entry.script:
+        return entry.args
+    return ScriptCall(_lua.script(entry.script), entry.keys, entry.args)
+
+
+def _lua_commands(steps: Sequence[Step]) -> list[tuple[Arg, ...]]:
+    from rmem._local import commands_of
+
+    return commands_of(steps)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _connect(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.url,
+        socket_timeout=settings.socket_timeout,
+        socket_connect_timeout=settings.connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def _run_commands(remote: redis.Redis, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+    """Run commands in one pipeline; scripts Redis does not know yet are loaded and resent.
+
+    Every command here is idempotent (a stamped script or a replay), so resending is safe.
+    """
+    for attempt in (1, 2):
+        pipe = remote.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        replies = pipe.execute(raise_on_error=False)
+        if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
+            for command in commands:
+                if command[0] == "EVALSHA":
+                    for s in _lua.all_scripts():
+                        if s.sha == command[1]:
+                            remote.script_load(s.source)
+            continue
+        for reply in replies:
+            if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
+                raise reply
+        return list(replies)
+    raise AssertionError("unreachable")  # pragma: no cover
