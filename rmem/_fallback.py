@@ -87,7 +87,10 @@ class Entry:
     args: tuple[Arg, ...]
 
     def pack(self) -> bytes:
-        return msgpack.packb([self.script, list(self.keys), list(self.args)], use_bin_type=True)
+        data: bytes = msgpack.packb(
+            [self.script, list(self.keys), list(self.args)], use_bin_type=True
+        )
+        return data
 
     @classmethod
     def unpack(cls, seq: int, data: bytes) -> Entry:
@@ -134,6 +137,7 @@ class Fallback:
         self._outbox: deque[Entry] = deque()
         self._seq = 0
         self._seeded: set[tuple[str, str | None]] = set()
+        self._touching: set[str] = set()  # sessions with a touch in the outbox
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._journal: Any = None
@@ -223,6 +227,12 @@ class Fallback:
             entry = self._entry(step, reply)
             if entry is None:
                 continue
+            if entry.script == "session_touch":
+                # One queued touch per session is enough: replaying it restarts the TTL, and
+                # an agent reading a session in a loop must not grow the outbox.
+                if entry.keys[0] in self._touching:
+                    continue
+                self._touching.add(entry.keys[0])
             if self._journal is not None:
                 entry = Entry(self._journal.append(entry.pack()), *_fields(entry))
             else:
@@ -245,8 +255,9 @@ class Fallback:
                 args = (*args[:5], message.id)
             return Entry(0, name, tuple(step.keys), args)
         words = tuple(step)
-        name = words[0].encode() if isinstance(words[0], str) else bytes(words[0])  # type: ignore[arg-type]
-        if name.upper() not in _WRITE_COMMANDS:
+        head = words[0]
+        word = head.encode() if isinstance(head, str) else head
+        if not isinstance(word, bytes) or word.upper() not in _WRITE_COMMANDS:
             return None
         return Entry(0, "", (), words)
 
@@ -297,7 +308,7 @@ class Fallback:
             wait=tenacity.wait_exponential_jitter(initial=0.01, max=_PROBE_MAX_WAIT),
             retry=tenacity.retry_if_exception_type((redis.RedisError, OSError, RmemError)),
             stop=lambda _: self._closed.is_set(),
-            sleep=self._closed.wait,
+            sleep=self._pause,
             reraise=True,
         )
         remote: redis.Redis | None = None
@@ -322,6 +333,9 @@ class Fallback:
                 with contextlib.suppress(Exception):
                     remote.close()
 
+    def _pause(self, seconds: float) -> None:
+        self._closed.wait(seconds)  # close() ends the wait at once
+
     def _recover(self, remote: redis.Redis) -> None:
         start = time.monotonic()
         remote.ping()
@@ -341,8 +355,10 @@ class Fallback:
                     self.figures.rejected += 1
                     log.warning("rmem: Redis refused replayed write %s: %s", entry.script, reply)
             with self.store.lock:
-                for _ in batch:
+                for entry in batch:
                     self._outbox.popleft()
+                    if entry.script == "session_touch":
+                        self._touching.discard(entry.keys[0])
                 self.figures.replayed += len(batch)
                 if self._journal is not None:
                     self._journal.ack(batch[-1].seq)
@@ -474,7 +490,7 @@ def _run_commands(remote: redis.Redis, commands: Sequence[Sequence[Arg]]) -> lis
     for attempt in (1, 2):
         pipe = remote.pipeline(transaction=False)
         for command in commands:
-            pipe.execute_command(*command)
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
         replies = pipe.execute(raise_on_error=False)
         if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
             for command in commands:

@@ -65,7 +65,8 @@ class LocalStore:
         self.server = server or fakeredis.FakeServer()
         self.where = where
         self.lock = threading.RLock()
-        self.redis = fakeredis.FakeRedis(server=self.server, protocol=3)
+        # Any: redis-py's sync client is untyped where rmem calls it.
+        self.redis: Any = fakeredis.FakeRedis(server=self.server, protocol=3)
         for command in ("XRANGE", "XREVRANGE"):
             self.redis.set_response_callback(command, _raw)
 
@@ -109,7 +110,7 @@ class LocalStore:
 
     def _round_trip(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         pool = self.redis.connection_pool
-        conn = pool.get_connection()
+        conn: Any = pool.get_connection()
         try:
             conn.send_packed_command(conn.pack_commands(commands))
             replies: list[Any] = []

@@ -876,7 +876,8 @@ def _connect(settings: Settings, store: Any = None) -> redis.Redis:
     if store is not None:
         import fakeredis
 
-        return fakeredis.FakeRedis(server=store.server)
+        fake: redis.Redis = fakeredis.FakeRedis(server=store.server)
+        return fake
     return redis.Redis.from_url(
         settings.url,
         socket_timeout=settings.socket_timeout,

@@ -3,7 +3,9 @@
 Every test gets its own namespace, so tests never see each other's keys without flushing.
 Behavioural tests take the ``api`` fixture and run twice: once on ``rmem.Client`` and once on
 ``rmem.AsyncClient`` (driven to completion by :class:`AsyncDriver`), so one test body proves
-both APIs.
+both APIs. A module that sets ``LOCAL_BACKEND = True`` runs its ``api`` and ``mem_api`` tests
+on the local backend (``memory://``, the store the fallback uses) as well: one behavioural
+suite for both backends.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis as redis_py
 
 import rmem
 from rmem.server import EmbeddedRedis
@@ -117,6 +120,10 @@ class Api:
     def __init__(
         self, flavour: str, url: str, namespace: str, engine: str = "redisearch", **defaults: Any
     ) -> None:
+        self.backend = "memory" if flavour.startswith("memory") else "redis"
+        flavour = flavour.removeprefix("memory-")
+        if self.backend == "memory":
+            url = f"memory://{namespace}"  # named: every client of the test shares one store
         self.flavour = flavour
         self.url = url
         self.namespace = namespace
@@ -137,6 +144,16 @@ class Api:
         self._clients.append(made)
         return made
 
+    def raw(self) -> Any:
+        """A plain redis-py client on the store the test's clients use (close it after)."""
+        if self.backend == "memory":
+            import fakeredis
+
+            from rmem._local import memory_server
+
+            return fakeredis.FakeRedis(server=memory_server(self.url))
+        return redis_py.Redis.from_url(self.url)
+
     def close(self) -> None:
         for made in self._clients:
             made.close()
@@ -144,7 +161,18 @@ class Api:
             self._loop.close()
 
 
-@pytest.fixture(params=["sync", "async"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    local = getattr(metafunc.module, "LOCAL_BACKEND", False)
+    if "api" in metafunc.fixturenames:
+        flavours = ["sync", "async"] + (["memory-sync", "memory-async"] if local else [])
+        metafunc.parametrize("api", flavours, indirect=True)
+    if "mem_api" in metafunc.fixturenames:
+        engines = MEMORY_ENGINES + (["memory"] if local else [])
+        params = [(e, f) for e in engines for f in ("sync", "async")]
+        metafunc.parametrize("mem_api", params, indirect=True, ids=[f"{e}-{f}" for e, f in params])
+
+
+@pytest.fixture
 def api(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Iterator[Api]:
     made = Api(request.param, redis_url, namespace)
     yield made
@@ -154,10 +182,7 @@ def api(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Itera
 MEMORY_ENGINES = ["redisearch", "local", "plain"]
 
 
-@pytest.fixture(
-    params=[(e, f) for e in MEMORY_ENGINES for f in ("sync", "async")],
-    ids=lambda p: f"{p[0]}-{p[1]}",
-)
+@pytest.fixture
 def mem_api(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Iterator[Api]:
     """Clients for the memory behavioural suite, on every search engine and both APIs.
 
@@ -165,6 +190,11 @@ def mem_api(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> I
     in process; ``plain``: a Redis without the search module (Debian's 7.0 when available).
     """
     engine, flavour = request.param
+    if engine == "memory":
+        made = Api(f"memory-{flavour}", "", namespace, "local")
+        yield made
+        made.close()
+        return
     if engine == "plain":
         url = request.getfixturevalue("plain_redis_url")
         defaults: dict[str, Any] = {"search_engine": "auto"}

@@ -20,6 +20,8 @@ from tests.conftest import Api
 DIM = 64
 SPECIAL = "@ - | { } ( ) [ ] * \" ' : ; ~ % $ \\"
 
+LOCAL_BACKEND = True  # also run on mem://, the local backend (see conftest)
+
 
 def client(api: Api, namespace: str | None = None, **options: Any) -> Any:
     options.setdefault("embedder", HashEmbedder(DIM))
@@ -396,4 +398,4 @@ def test_health_names_the_search_engine(mem_api: Api) -> None:
     health = client(mem_api).health()
     expected = "redisearch" if mem_api.engine == "redisearch" else "local"
     assert health.search_engine == expected
-    assert health.search is (mem_api.engine != "plain")
+    assert health.search is (mem_api.engine not in ("plain", "memory"))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import redis
 
 import rmem
 from rmem._keys import session_keys
 from tests.conftest import Api
+
+LOCAL_BACKEND = True  # also run on mem://, the local backend (see conftest)
 
 
 def test_append_assigns_id_and_time_and_reads_back(api: Api) -> None:
@@ -123,11 +124,11 @@ def test_exists_clear_delete(api: Api) -> None:
     assert c.sessions() == []
 
 
-def test_delete_removes_every_key(api: Api, redis_url: str) -> None:
+def test_delete_removes_every_key(api: Api) -> None:
     s = api.client().session("keys")
     s.append({"role": "user"})
     keys = session_keys(api.namespace, "keys")
-    raw = redis.Redis.from_url(redis_url)
+    raw = api.raw()
     assert raw.exists(*keys) == 3
     s.delete()
     # Only a tombstone remains (so a delayed older append cannot resurrect the session), and
@@ -214,6 +215,9 @@ def test_large_message_is_compressed_and_round_trips(api: Api) -> None:
 def test_health_reports_connected_server(api: Api) -> None:
     h = api.client().health()
     assert h.state == "connected"
+    if api.backend == "memory":
+        assert (h.backend, h.search_engine, h.pending_writes) == ("memory", "local", 0)
+        return
     assert h.redis_version is not None and h.redis_version.startswith("8.")
     assert h.search is True
     assert h.latency_ms is not None and h.latency_ms >= 0

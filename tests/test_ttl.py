@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import time
 
-import redis
-
 from rmem._keys import session_keys
 from tests.conftest import Api
 
 TTL = 0.6  # seconds: long enough to be reliable, short enough to keep the suite fast
 
+LOCAL_BACKEND = True  # also run on mem://, the local backend (see conftest)
 
-def _keys_left(url: str, namespace: str, sid: str) -> int:
-    raw = redis.Redis.from_url(url)
+
+def _keys_left(api: Api, namespace: str, sid: str) -> int:
+    raw = api.raw()
     try:
         return int(raw.exists(*session_keys(namespace, sid)))
     finally:
@@ -24,10 +24,10 @@ def test_sliding_session_left_alone_is_gone_with_all_keys(api: Api) -> None:
     c = api.client()
     s = c.session("idle", ttl=TTL)
     s.extend([{"role": "user"}, {"role": "assistant"}])
-    assert _keys_left(api.url, api.namespace, "idle") == 3
+    assert _keys_left(api, api.namespace, "idle") == 3
     assert c.sessions() == ["idle"]
     time.sleep(TTL + 0.3)
-    assert _keys_left(api.url, api.namespace, "idle") == 0
+    assert _keys_left(api, api.namespace, "idle") == 0
     assert s.exists() is False
     assert s.messages() == []
     assert c.sessions() == []
@@ -62,7 +62,7 @@ def test_absolute_session_expires_while_in_use(api: Api) -> None:
         time.sleep(0.05)
     time.sleep(0.1)
     assert s.exists() is False
-    assert _keys_left(api.url, api.namespace, "fixed") == 0
+    assert _keys_left(api, api.namespace, "fixed") == 0
 
 
 def test_expire_none_makes_a_session_persistent(api: Api) -> None:
@@ -74,7 +74,7 @@ def test_expire_none_makes_a_session_persistent(api: Api) -> None:
     assert info.ttl is None and info.ttl_policy is None
     time.sleep(TTL + 0.3)
     assert s.exists()
-    assert _keys_left(api.url, api.namespace, "forever") == 3
+    assert _keys_left(api, api.namespace, "forever") == 3
 
 
 def test_expire_sets_a_new_ttl_on_every_key(api: Api) -> None:
@@ -84,7 +84,7 @@ def test_expire_sets_a_new_ttl_on_every_key(api: Api) -> None:
     assert s.expire(TTL) is True
     assert 0 < s.info().ttl <= TTL  # type: ignore[operator]
     time.sleep(TTL + 0.3)
-    assert _keys_left(api.url, api.namespace, "later") == 0
+    assert _keys_left(api, api.namespace, "later") == 0
     assert api.client().session("missing").expire(10) is False
 
 

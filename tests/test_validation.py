@@ -30,6 +30,8 @@ BAD_MESSAGES: list[Any] = [
     42,
 ]
 
+LOCAL_BACKEND = True  # also run on mem://, the local backend (see conftest)
+
 
 def _populated(api: Api) -> Any:
     s = api.client().session("guarded", ttl=300)

@@ -111,6 +111,19 @@ class AsyncBackend:
         self.fallback.degrade(exc)
         return True
 
+    async def probe(self) -> tuple[Any, Any]:
+        """Return ``INFO server`` and ``MODULE LIST``, always from Redis (never the local store).
+
+        Raises:
+            UnavailableError: Redis cannot be reached (the fallback is not engaged by this).
+        """
+        try:
+            info = await self.redis.execute_command("INFO", "server")
+            modules = await self.redis.execute_command("MODULE", "LIST")
+        except (RedisError, OSError) as exc:
+            raise from_redis_error(exc, self.where) from exc
+        return info, modules
+
     async def call(self, *command: Arg, namespace: str | None = None) -> Any:
         """Run one plain Redis command."""
         if self.store is not None:

@@ -7,13 +7,11 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from redis.exceptions import RedisError
-
 from rmem import _lua
 from rmem._async._backend import AsyncBackend
 from rmem._async.memories import AsyncMemories, SearchState
 from rmem._async.session import AsyncSession
-from rmem._errors import UnavailableError, ValidationError, from_redis_error
+from rmem._errors import RmemError, UnavailableError, ValidationError
 from rmem._hlc import Clock
 from rmem._keys import session_index, session_keys
 from rmem._models import Event, Health
@@ -254,15 +252,13 @@ class AsyncClient:
                 return Health(state=fallback.state, url=backend.url, **figures)
         start = time.perf_counter()
         try:
-            info = await backend.redis.execute_command("INFO", "server")
-            latency = (time.perf_counter() - start) * 1000
-            modules = await backend.redis.execute_command("MODULE", "LIST")
-        except (RedisError, OSError) as exc:
-            error = from_redis_error(exc, backend.where, namespace=self._namespace)
+            info, modules = await backend.probe()
+        except RmemError as error:
             if fallback is None or not isinstance(error, UnavailableError):
                 return Health(state="degraded", url=backend.url, last_error=str(error))
             fallback.degrade(error)
             return await self.health()
+        latency = (time.perf_counter() - start) * 1000
         names = {_module_name(m) for m in modules or []}
         return Health(
             state="connected",

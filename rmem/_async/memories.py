@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rmem import _lua
-from rmem._async._backend import Arg, ScriptCall
 from rmem._errors import BackendError, NotFoundError, ValidationError
 from rmem._ids import new_id
 from rmem._keys import memory_key, memory_keys, sync_channel
+from rmem._lua import Arg, ScriptCall
 from rmem._memory_core import (
     TAG_SEPARATOR,
     MemoryRecord,

@@ -8,13 +8,11 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from redis.exceptions import RedisError
-
 from rmem import _lua
 from rmem._sync._backend import Backend
 from rmem._sync.memories import Memories, SearchState
 from rmem._sync.session import Session
-from rmem._errors import UnavailableError, ValidationError, from_redis_error
+from rmem._errors import RmemError, UnavailableError, ValidationError
 from rmem._hlc import Clock
 from rmem._keys import session_index, session_keys
 from rmem._models import Event, Health
@@ -255,15 +253,13 @@ class Client:
                 return Health(state=fallback.state, url=backend.url, **figures)
         start = time.perf_counter()
         try:
-            info = backend.redis.execute_command("INFO", "server")
-            latency = (time.perf_counter() - start) * 1000
-            modules = backend.redis.execute_command("MODULE", "LIST")
-        except (RedisError, OSError) as exc:
-            error = from_redis_error(exc, backend.where, namespace=self._namespace)
+            info, modules = backend.probe()
+        except RmemError as error:
             if fallback is None or not isinstance(error, UnavailableError):
                 return Health(state="degraded", url=backend.url, last_error=str(error))
             fallback.degrade(error)
             return self.health()
+        latency = (time.perf_counter() - start) * 1000
         names = {_module_name(m) for m in modules or []}
         return Health(
             state="connected",

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rmem import _lua
-from rmem._sync._backend import Arg, ScriptCall
 from rmem._errors import NotFoundError
 from rmem._keys import session_keys, sync_channel
+from rmem._lua import Arg, ScriptCall
 from rmem._models import Message, SessionInfo
 from rmem._replica import replica_info
 from rmem._session_core import (

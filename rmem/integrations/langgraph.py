@@ -44,10 +44,9 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
-from rmem._async._backend import ScriptCall as AsyncScriptCall
 from rmem._async.client import AsyncClient
 from rmem._errors import MissingExtraError, RmemError, ValidationError
-from rmem._sync._backend import ScriptCall
+from rmem._lua import ScriptCall
 from rmem._sync.client import Client
 
 __all__ = ["AsyncRmemStore", "InvalidNamespace", "MissingExtraError", "RmemStore"]
@@ -126,7 +125,7 @@ async def _arun(core: StoreCore, client: AsyncClient, plan: Plan[T]) -> T:
                 reply = await embeddings.aembed_documents(request.texts)
             continue
         try:
-            steps = [AsyncScriptCall(*s) if isinstance(s, ScriptStep) else s for s in request]
+            steps = [ScriptCall(*s) if isinstance(s, ScriptStep) else s for s in request]
             reply = await backend.pipeline(steps, namespace=core.namespace)
         except RmemError as exc:
             error = exc
