@@ -305,7 +305,7 @@ class Fallback:
 
     def _run(self) -> None:
         retrying = tenacity.Retrying(
-            wait=tenacity.wait_exponential_jitter(initial=0.01, max=_PROBE_MAX_WAIT),
+            wait=tenacity.wait_random_exponential(multiplier=0.02, max=_PROBE_MAX_WAIT),
             retry=tenacity.retry_if_exception_type((redis.RedisError, OSError, RmemError)),
             stop=lambda _: self._closed.is_set(),
             sleep=self._pause,

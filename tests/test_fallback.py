@@ -1,0 +1,277 @@
+"""The local fallback: degraded calls, recovery by replay, merges, journal, Redis restarting empty.
+
+Clients reach the shared Redis through a :class:`FaultProxy`, so a test can cut them off while
+another client (straight on Redis) plays "the other instance". Nothing here is mocked: the
+outage is a real broken TCP path, the recovery a real replay.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import rmem
+from rmem._fallback import _run_commands
+from rmem.server import EmbeddedRedis
+from tests._faults import FaultProxy, restart_empty, start_redis
+from tests.conftest import Api, AsyncDriver
+
+FAST = {"socket_timeout": 0.5, "connect_timeout": 0.5}
+
+
+@pytest.fixture
+def proxy(redis_server: EmbeddedRedis) -> Iterator[FaultProxy]:
+    with FaultProxy.in_front_of(redis_server) as made:
+        yield made
+
+
+def _wait(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        time.sleep(0.02)
+
+
+def _recovered(client: Any) -> Callable[[], bool]:
+    def check() -> bool:
+        health = client.health()
+        return bool(health.state == "connected" and health.pending_writes == 0)
+
+    return check
+
+
+def _held(client: Any, session_id: str) -> bool:
+    """True once the client's replica of the session is caught up (what seeding copies)."""
+    target = client._target if isinstance(client, AsyncDriver) else client
+    sync = target._sync
+    with sync.lock:
+        return sync.session(target.namespace, session_id) is not None
+
+
+def _holds_record(client: Any, record_id: str) -> bool:
+    """True once the client's record replica holds ``record_id`` (what seeding copies)."""
+    target = client._target if isinstance(client, AsyncDriver) else client
+    return bool(target._sync.record(target.namespace, record_id)[0])
+
+
+def _contents(session: Any) -> list[Any]:
+    return [m.content for m in session.messages()]
+
+
+def test_degraded_writes_are_served_locally_then_replayed(api: Api, proxy: FaultProxy) -> None:
+    c = _make(api, proxy.url)
+    other = api.client()  # straight on Redis: another instance
+    s = c.session("chat")
+    s.extend([{"role": "user", "content": n} for n in ("a", "b", "c")])
+    assert c.wait_synced()
+    _wait(lambda: _held(c, "chat"))
+    proxy.drop()
+    s.append({"role": "user", "content": "offline-1"})  # detects the outage, answered locally
+    assert c.health().state == "degraded"
+    s.append({"role": "user", "content": "offline-2"})
+    popped = s.pop()
+    assert popped is not None and popped.content == "offline-2"
+    # the local store was seeded from the replica: the history is whole, with the offline turn
+    assert _contents(s) == ["a", "b", "c", "offline-1"]
+    assert s.count() == 4
+    other.session("chat").append({"role": "assistant", "content": "from-other"})
+    health = c.health()
+    assert health.pending_writes >= 3 and health.outages == 1
+    proxy.heal()
+    _wait(_recovered(c))
+    expected = ["a", "b", "c", "offline-1", "from-other"]
+    assert _contents(other.session("chat")) == expected  # what Redis holds
+    _wait(lambda: _contents(s) == expected)  # and this instance reads it back
+    ids = [m.id for m in other.session("chat").messages()]
+    assert len(ids) == len(set(ids))
+    assert c.health().replayed >= 3
+
+
+def _make(api: Api, url: str, **options: Any) -> Any:
+    saved = api.url
+    api.url = url
+    try:
+        return api.client(**{**FAST, **options})
+    finally:
+        api.url = saved
+
+
+def test_offline_clear_and_delete_keep_what_others_wrote_later(api: Api, proxy: FaultProxy) -> None:
+    c = _make(api, proxy.url)
+    other = api.client()
+    for sid in ("cleared", "deleted"):
+        c.session(sid).extend([{"role": "user", "content": "old"}])
+        c.session(sid).messages()  # read: this instance now holds a replica to seed from
+    assert c.wait_synced()
+    _wait(lambda: _held(c, "cleared") and _held(c, "deleted"))
+    proxy.drop()
+    assert c.session("cleared").clear() == 1  # offline; stamped now
+    assert c.session("deleted").delete() is True
+    time.sleep(0.01)
+    for sid in ("cleared", "deleted"):  # another instance writes after, by the clock
+        other.session(sid).append({"role": "user", "content": "newer"})
+    proxy.heal()
+    _wait(_recovered(c))
+    for sid in ("cleared", "deleted"):
+        assert _contents(other.session(sid)) == ["newer"], sid
+        assert other.session(sid).count() == 1
+
+
+def test_offline_pop_removes_that_message_not_the_newest(api: Api, proxy: FaultProxy) -> None:
+    c = _make(api, proxy.url)
+    other = api.client()
+    s = c.session("popped")
+    s.extend([{"role": "user", "content": "keep"}, {"role": "user", "content": "mine"}])
+    c.wait_synced()
+    _wait(lambda: _held(c, "popped"))
+    proxy.drop()
+    popped = s.pop()
+    assert popped is not None and popped.content == "mine"
+    other.session("popped").append({"role": "user", "content": "theirs"})
+    proxy.heal()
+    _wait(_recovered(c))
+    # replayed as "remove the message I popped", not "pop the newest" (which is theirs)
+    assert _contents(other.session("popped")) == ["keep", "theirs"]
+
+
+def test_memories_work_offline_and_reach_redis(api: Api, proxy: FaultProxy) -> None:
+    c = _make(api, proxy.url, search_engine="local")
+    other = api.client()
+    kept = c.memories.add("Alice's birthday is Jan 15", tags=["profile"])
+    assert c.memories.get(kept.id) is not None  # read: the replica loads it
+    assert c.wait_synced()
+    _wait(lambda: _holds_record(c, kept.id))
+    proxy.drop()
+    added = c.memories.add("Bob drinks green tea", tags=["profile"])
+    c.memories.update(kept.id, text="Alice's birthday is Jan 16")
+    hits = c.memories.search("birthday", k=3, mode="text")
+    assert [h.record.text for h in hits] == ["Alice's birthday is Jan 16"]
+    assert c.memories.count() == 2
+    proxy.heal()
+    _wait(_recovered(c))
+    got = other.memories.get(kept.id)
+    assert got is not None and got.text == "Alice's birthday is Jan 16"
+    assert other.memories.get(added.id) is not None
+    assert other.memories.count() == 2
+
+
+def test_state_changes_are_events(api: Api, proxy: FaultProxy) -> None:
+    c = _make(api, proxy.url)
+    seen: list[str] = []
+    target = c._target if isinstance(c, AsyncDriver) else c
+    target.subscribe(lambda e: seen.append(e.kind) if e.kind.startswith("client.") else None)
+    c.session("x").append({"role": "user"})
+    proxy.drop()
+    c.session("x").append({"role": "user"})
+    proxy.heal()
+    _wait(_recovered(c))
+    _wait(lambda: "client.connected" in seen)
+    assert seen[:1] == ["client.degraded"] and "client.recovering" in seen
+
+
+def test_blackholed_redis_costs_one_timeout_then_calls_are_local(
+    proxy: FaultProxy, namespace: str
+) -> None:
+    with rmem.Client.from_url(proxy.url, namespace=namespace, **FAST) as c:
+        s = c.session("slow")
+        s.append({"role": "user"})
+        proxy.blackhole()
+        s.append({"role": "user"})  # waits out socket_timeout once, then answers locally
+        assert c.health().state == "degraded"
+        for _ in range(20):
+            s.append({"role": "user"})  # no socket wait any more: the circuit is open
+        assert c.health().pending_writes >= 21
+        proxy.heal()
+        _wait(_recovered(c))
+        assert s.count() == 22
+
+
+def test_replaying_an_outbox_twice_is_harmless(proxy: FaultProxy, namespace: str) -> None:
+    with rmem.Client.from_url(proxy.url, namespace=namespace, **FAST) as c:
+        s = c.session("twice")
+        s.append({"role": "user", "content": "1"})
+        proxy.drop()
+        s.extend([{"role": "user", "content": "2"}, {"role": "user", "content": "3"}])
+        s.pop()
+        c.memories.add("a fact", id="f1")
+        fallback = c._backend.fallback
+        assert fallback is not None
+        entries = list(fallback._outbox)
+        proxy.heal()
+        _wait(_recovered(c))
+        before = (_contents(s), s.info().message_count, c.memories.count())
+        import redis
+
+        raw = redis.Redis.from_url(proxy.url)
+        _run_commands(raw, [e.command() for e in entries])  # the same outbox, once more
+        raw.close()
+        assert (_contents(s), s.info().message_count, c.memories.count()) == before
+        assert before[0] == ["1", "2"]
+
+
+_CHILD = """
+import sys, rmem
+url, ns, journal = sys.argv[1:4]
+c = rmem.Client.from_url(url, namespace=ns, journal_path=journal, connect_timeout=0.3,
+                         socket_timeout=0.3, sync=False)
+s = c.session("crash")
+for n in range(30):
+    m = s.append({"role": "user", "content": n})
+    print(m.id, flush=True)
+import os, signal
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_journal_keeps_acknowledged_writes_across_a_crash(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    journal = tmp_path / "outbox.journal"
+    closed = "redis://127.0.0.1:9/0"  # nothing listens: the child is degraded from the start
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD, closed, namespace, str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    acknowledged = child.stdout.split()
+    assert len(acknowledged) == 30, child.stderr
+    # a new process, same journal, Redis reachable: the writes reach Redis
+    with rmem.Client.from_url(redis_url, namespace=namespace, journal_path=str(journal)) as c:
+        _wait(_recovered(c))
+        stored = [m.id for m in c.session("crash").messages()]
+    assert stored == acknowledged
+
+
+def test_redis_restarting_empty_gets_back_what_this_instance_held(namespace: str) -> None:
+    server = start_redis()
+    try:
+        with rmem.Client.from_url(server.url, namespace=namespace, **FAST) as c:
+            s = c.session("kept", ttl=None)
+            s.extend([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
+            record = c.memories.add("kept fact", id="r1")
+            assert c.wait_synced()
+            _wait(lambda: _held(c, "kept"))  # the replica holds the session
+            assert c.memories.get(record.id) is not None
+            _wait(lambda: _holds_record(c, record.id))
+            server.kill()
+            s.append({"role": "user", "content": "z"})  # degraded: queued
+            restart_empty(server)  # Redis comes back without its data
+            _wait(_recovered(c))
+            assert c.health().outages >= 1
+        with rmem.Client.from_url(server.url, namespace=namespace, sync=False) as fresh:
+            assert _contents(fresh.session("kept")) == ["x", "y", "z"]
+            got = fresh.memories.get("r1")
+            assert got is not None and got.text == "kept fact"
+            assert fresh.sessions() == ["kept"]
+    finally:
+        server.close()
