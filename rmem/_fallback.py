@@ -34,7 +34,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 from typing import Any, Literal
 
@@ -138,6 +137,8 @@ class Fallback:
         self._seq = 0
         self._seeded: set[tuple[str, str | None]] = set()
         self._touching: set[str] = set()  # sessions with a touch in the outbox
+        self._held_sessions: dict[tuple[str, str], Any] = {}
+        self._held_records: dict[str, list[MemoryRecord]] = {}
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._journal: Any = None
@@ -184,9 +185,19 @@ class Fallback:
                 return
             self._since = time.monotonic()
             self.figures.outages += 1
+            self._snapshot()
             self._set_state("degraded")
             self._start()
         log.warning("rmem: Redis unreachable (%s); serving from the local store", error)
+
+    def check_remote(self, remote: Any) -> None:
+        """Go degraded (and so recover) when Redis lost the marker this client saw.
+
+        The sync thread calls this on every reconnect: a Redis restarted empty between two
+        calls is otherwise never noticed, since the connection pool reconnects quietly.
+        """
+        if self.mark is not None and self.state == "connected" and remote.get(SERVER_MARK) is None:
+            self.degrade("Redis came back without its data (the marker key is gone)")
 
     def _set_state(self, state: State) -> None:
         # Lock held.
@@ -196,25 +207,28 @@ class Fallback:
 
     # ------------------------------------------------------------------ local calls
 
-    def pipeline(self, steps: Sequence[Step], namespace: str | None) -> list[Any]:
-        """Run steps on the local store, seeding it first; queue the writes among them."""
+    def pipeline(self, steps: Sequence[Step], namespace: str | None) -> list[Any] | None:
+        """Run steps on the local store, seeding it first; queue the writes among them.
+
+        Returns None when the client is connected again by the time the lock is taken: the
+        caller then sends the steps to Redis (an entry queued now would never be replayed).
+        """
         with self.store.lock:
+            if not self.active:
+                return None
             self._seed(steps)
             replies = self.store.pipeline(steps, namespace=namespace)
             self._queue(steps, replies)
             return replies
 
-    def call(self, command: Sequence[Arg], namespace: str | None) -> Any:
-        """Run one plain command on the local store (parsed reply), queueing a write."""
-        with self.store.lock:
-            self._seed([command])
-            reply = self.store.call(*command, namespace=namespace)
-            self._queue([command], [reply])
-            return reply
+    def batch(self, commands: Sequence[Sequence[Arg]], namespace: str | None) -> list[Any] | None:
+        """Run plain commands on the local store (parsed replies), queueing the writes.
 
-    def batch(self, commands: Sequence[Sequence[Arg]], namespace: str | None) -> list[Any]:
-        """Run plain commands on the local store (parsed replies), queueing the writes."""
+        Returns None when the client is connected again (as :meth:`pipeline`).
+        """
         with self.store.lock:
+            if not self.active:
+                return None
             self._seed(commands)
             replies = self.store.batch(commands, namespace=namespace)
             self._queue(commands, replies)
@@ -279,12 +293,22 @@ class Fallback:
                 if calls:
                     self.store.pipeline(calls)
 
+    def _snapshot(self) -> None:
+        # Store lock held. What the replicas hold as the outage begins: the seed of the local
+        # store, and what is written back if Redis returns empty. Taken now because the sync
+        # thread may reload the replicas from an emptied Redis before the recovery runs.
+        if self.replicas is None:
+            return
+        self._held_sessions = {
+            (r.namespace, r.session_id): r for r in self.replicas.sessions_copy()
+        }
+        self._held_records = self.replicas.all_records_copy()
+
     def _seed_calls(self, namespace: str, session_id: str | None) -> list[Step]:
         if session_id is not None:
-            replica = self.replicas.session_copy(namespace, session_id)
+            replica = self._held_sessions.get((namespace, session_id))
             return [] if replica is None else session_seed(replica, self.settings)
-        records = self.replicas.records_copy(namespace)
-        return record_seed(namespace, records, self.settings)
+        return record_seed(namespace, self._held_records.get(namespace, []), self.settings)
 
     # ------------------------------------------------------------------ recovery thread
 
@@ -386,7 +410,7 @@ class Fallback:
             # The marker this client saw is gone: Redis lost its data. Write back what the
             # replicas hold, with the original stamps, before the outbox.
             calls: list[Step] = []
-            for replica in self.replicas.sessions_copy():
+            for replica in self._held_sessions.values():
                 calls += session_seed(replica, self.settings)
                 calls.append(
                     (
@@ -397,7 +421,7 @@ class Fallback:
                         replica.session_id,
                     )
                 )
-            for namespace, records in self.replicas.all_records_copy().items():
+            for namespace, records in self._held_records.items():
                 calls += record_seed(namespace, records, self.settings)
             for start in range(0, len(calls), _REPLAY_CHUNK):
                 chunk = calls[start : start + _REPLAY_CHUNK]
@@ -412,23 +436,31 @@ class Fallback:
 
 
 def session_seed(replica: Any, settings: Settings) -> list[Step]:
-    """Appends that rebuild a replica's session, one per batch, with the original stamps."""
+    """Plain commands that write a replica's session back as it was: meta hash, messages
+    (with their stamps and batch indexes) and TTL. Writing the keys directly, not through one
+    append per batch, keeps seeding a long session to a few milliseconds."""
     if not replica.exists or not replica.messages:
         return []
-    ns, sid = replica.namespace, replica.session_id
-    keys = session_keys(ns, sid)
-    head = (sync_channel(ns), sid, settings.session_change_log_maxlen)
-    calls: list[Step] = []
-    pairs = list(zip(replica.prefixes, replica.messages, strict=True))
-    for stamp, group in groupby(pairs, key=lambda p: p[0][:36]):
-        args: list[Arg] = [*head, stamp.decode(), settings.max_stamp_ahead_ms, 1]
-        args += [replica.ttl_ms, int(replica.sliding), replica.created]
-        for prefix, message in group:
-            payload = encode_message(
-                message, settings.max_message_bytes, settings.compress_threshold
-            )
-            args += [prefix[HEAD_LEN:].decode(), bytes(prefix) + b"\0" + payload]
-        calls.append(ScriptCall(_lua.SESSION_APPEND, keys, args))
+    keys = session_keys(replica.namespace, replica.session_id)
+    now_ms = int(time.time() * 1000)
+    meta: list[Arg] = ["HSET", keys.meta, "v", 2, "created", replica.created]
+    meta += ["updated", replica.updated or replica.created, "rev", max(replica.rev, 0)]
+    meta += ["ttl", replica.ttl_ms, "sliding", int(replica.sliding)]
+    members: list[Arg] = ["ZADD", keys.msgs]
+    size = 0
+    for prefix, message in zip(replica.prefixes, replica.messages, strict=True):
+        payload = encode_message(message, settings.max_message_bytes, settings.compress_threshold)
+        size += len(payload)
+        members += [0, bytes(prefix) + b"\0" + payload]
+        meta += ["#" + bytes(prefix[HEAD_LEN:]).decode(), bytes(prefix[:36]).decode()]
+    remaining = replica.ttl_ms
+    if replica.deadline is not None:
+        remaining = max(1, int((replica.deadline - time.monotonic()) * 1000))
+    meta += ["count", len(replica.messages), "bytes", size]
+    meta += ["anchor", now_ms + remaining - replica.ttl_ms if replica.ttl_ms else now_ms]
+    calls: list[Step] = [meta, members]
+    if replica.ttl_ms > 0:
+        calls += [("PEXPIRE", keys.meta, remaining), ("PEXPIRE", keys.msgs, remaining)]
     return calls
 
 

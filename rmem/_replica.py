@@ -161,6 +161,9 @@ class SyncEngine:
     def __init__(self, settings: Settings, store: Any = None) -> None:
         self._settings = settings
         self._store = store  # the LocalStore of a memory:// client: sync against it
+        # Called with the thread's connection each time it (re)connects, before any replica is
+        # caught up: the fallback checks there whether Redis came back without its data.
+        self.on_connect: Callable[[Any], None] | None = None
         self._max_sessions = settings.sync_max_sessions
         self._expired = expired_channel(_db(settings.url))
         self._reset()
@@ -467,6 +470,8 @@ class SyncEngine:
         redis_client = self._redis
         assert redis_client is not None
         expired = self._expired
+        if self.on_connect is not None:
+            self.on_connect(redis_client)
         pubsub.subscribe(expired)
         self._confirm(pubsub, {expired})
         with self._lock:

@@ -275,3 +275,21 @@ def test_redis_restarting_empty_gets_back_what_this_instance_held(namespace: str
             assert fresh.sessions() == ["kept"]
     finally:
         server.close()
+
+
+def test_a_quick_empty_restart_between_calls_is_noticed(namespace: str) -> None:
+    server = start_redis()
+    try:
+        with rmem.Client.from_url(server.url, namespace=namespace, **FAST) as c:
+            s = c.session("kept", ttl=None)
+            s.extend([{"role": "user", "content": "x"}])
+            assert c.wait_synced()
+            _wait(lambda: _held(c, "kept"))
+            restart_empty(server)  # no call of this client sees Redis down
+            # the sync thread reconnects, finds the marker gone, and the client writes back
+            _wait(lambda: c.health().outages >= 1)
+            _wait(_recovered(c))
+        with rmem.Client.from_url(server.url, namespace=namespace, sync=False) as fresh:
+            assert _contents(fresh.session("kept")) == ["x"]
+    finally:
+        server.close()

@@ -18,7 +18,7 @@ from rmem._errors import UnavailableError, from_redis_error
 from rmem._fallback import Fallback
 from rmem._keys import SERVER_MARK
 from rmem._local import MEMORY_SCHEME, LocalStore, commands_of, memory_server
-from rmem._lua import Arg, Script, ScriptCall
+from rmem._lua import Arg, Script, ScriptCall, Step
 from rmem._settings import Settings, redacted
 
 
@@ -128,16 +128,7 @@ class AsyncBackend:
         """Run one plain Redis command."""
         if self.store is not None:
             return self.store.call(*command, namespace=namespace)
-        fallback = self.fallback
-        if fallback is None or not fallback.active:
-            try:
-                return await self.redis.execute_command(*command)
-            except (RedisError, OSError) as exc:
-                error = from_redis_error(exc, self.where, namespace=namespace)
-                if not (isinstance(error, UnavailableError) and self._unreachable(error)):
-                    raise error from exc
-        assert fallback is not None
-        return fallback.call(command, namespace)
+        return (await self.batch([command], namespace=namespace))[0]
 
     async def batch(
         self, commands: Sequence[Sequence[Arg]], *, namespace: str | None = None
@@ -146,7 +137,11 @@ class AsyncBackend:
         if self.store is not None:
             return self.store.batch(commands, namespace=namespace)
         fallback = self.fallback
-        if fallback is None or not fallback.active:
+        while True:
+            if fallback is not None and fallback.active:
+                served = fallback.batch(commands, namespace)
+                if served is not None:
+                    return served
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for command in commands:
@@ -156,8 +151,6 @@ class AsyncBackend:
                 error = from_redis_error(exc, self.where, namespace=namespace)
                 if not (isinstance(error, UnavailableError) and self._unreachable(error)):
                     raise error from exc
-        assert fallback is not None
-        return fallback.batch(commands, namespace)
 
     async def pipeline(
         self,
@@ -175,8 +168,21 @@ class AsyncBackend:
         if self.store is not None:
             return self.store.pipeline(steps, namespace=namespace)
         fallback = self.fallback
-        if fallback is not None and fallback.active:
-            return fallback.pipeline(steps, namespace)
+        while True:
+            if fallback is not None and fallback.active:
+                served = fallback.pipeline(steps, namespace)
+                if served is not None:
+                    return served
+            try:
+                return await self._remote_pipeline(steps, namespace, session)
+            except UnavailableError as error:
+                if not self._unreachable(error):
+                    raise
+
+    async def _remote_pipeline(
+        self, steps: Sequence[Step], namespace: str | None, session: str | None
+    ) -> list[Any]:
+        fallback = self.fallback
         commands = commands_of(steps)
         marking = fallback is not None and fallback.mark is None
         if marking:
@@ -188,13 +194,9 @@ class AsyncBackend:
             try:
                 replies = await self._round_trip(commands)
             except (RedisError, OSError) as exc:
-                error = from_redis_error(
+                raise from_redis_error(
                     exc, self.where, namespace=namespace, session=session, key=_first_key(steps)
-                )
-                if isinstance(error, UnavailableError) and self._unreachable(error):
-                    assert fallback is not None
-                    return fallback.pipeline(steps, namespace)
-                raise error from exc
+                ) from exc
             if marking:
                 assert fallback is not None
                 mark, replies = replies[0], replies[1:]

@@ -61,6 +61,8 @@ class AsyncClient:
             )
             if self._backend.fallback is not None:
                 self._backend.fallback.replicas = self._sync
+                if self._sync is not None:
+                    self._sync.on_connect = self._backend.fallback.check_remote
             self._search_state = SearchState()
             self._embedder = embedder
             self._vector_dim = _vector_dim(embedder, self._backend.settings.vector_dim)
