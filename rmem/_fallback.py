@@ -196,8 +196,12 @@ class Fallback:
         The sync thread calls this on every reconnect: a Redis restarted empty between two
         calls is otherwise never noticed, since the connection pool reconnects quietly.
         """
-        if self.mark is not None and self.state == "connected" and remote.get(SERVER_MARK) is None:
-            self.degrade("Redis came back without its data (the marker key is gone)")
+        if self.mark is None or self.state != "connected":
+            return
+        found = remote.get(SERVER_MARK)
+        if found is None or _text(found) != self.mark:
+            # Gone, or replaced by a client that recovered first: either way Redis lost data.
+            self.degrade("Redis came back without its data (the marker key changed)")
 
     def _set_state(self, state: State) -> None:
         # Lock held.
