@@ -56,7 +56,7 @@ from rmem._keys import (
     sync_channel,
 )
 from rmem._local import LocalStore
-from rmem._lua import Arg, ScriptCall, Step
+from rmem._lua import Arg, ScriptCall, Step, commands_of
 from rmem._memory_core import MemoryRecord, check_vector, record_fields, text_digest
 from rmem._models import EventKind
 from rmem._session_core import HEAD_LEN, decode_message, encode_message
@@ -97,10 +97,7 @@ class Entry:
         return cls(seq, script, tuple(keys), tuple(args))
 
     def command(self) -> tuple[Arg, ...]:
-        if not self.script:
-            return self.args
-        sha = _lua.script(self.script).sha
-        return ("EVALSHA", sha, len(self.keys), *self.keys, *self.args)
+        return commands_of([_as_step(self)])[0]
 
 
 @dataclass(slots=True)
@@ -429,7 +426,7 @@ class Fallback:
                 calls += record_seed(namespace, records, self.settings)
             for start in range(0, len(calls), _REPLAY_CHUNK):
                 chunk = calls[start : start + _REPLAY_CHUNK]
-                _run_commands(remote, _lua_commands(chunk))
+                _run_commands(remote, commands_of(chunk))
             self.figures.reseeded += len(calls)
             log.warning("rmem: Redis came back empty; wrote back %d held items", len(calls))
         token = remote.set(SERVER_MARK, self.mark_token, nx=True, get=True)
@@ -497,12 +494,6 @@ def _as_step(entry: Entry) -> Step:
     if not entry.script:
         return entry.args
     return ScriptCall(_lua.script(entry.script), entry.keys, entry.args)
-
-
-def _lua_commands(steps: Sequence[Step]) -> list[tuple[Arg, ...]]:
-    from rmem._local import commands_of
-
-    return commands_of(steps)
 
 
 def _text(value: Any) -> str:

@@ -20,7 +20,7 @@ import fakeredis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from rmem._errors import from_redis_error
-from rmem._lua import Arg, ScriptCall, Step
+from rmem._lua import Arg, ScriptCall, Step, commands_of
 
 _NAMED: dict[str, fakeredis.FakeServer] = {}
 _NAMED_LOCK = threading.Lock()
@@ -46,16 +46,6 @@ def memory_server(url: str) -> fakeredis.FakeServer:
         if server is None:
             server = _NAMED[name] = fakeredis.FakeServer()
         return server
-
-
-def commands_of(steps: Sequence[Step]) -> list[tuple[Arg, ...]]:
-    """Turn pipeline steps into the commands sent for them (scripts run as EVALSHA)."""
-    return [
-        ("EVALSHA", s.script.sha, len(s.keys), *s.keys, *s.args)
-        if isinstance(s, ScriptCall)
-        else tuple(s)
-        for s in steps
-    ]
 
 
 class LocalStore:

@@ -86,3 +86,13 @@ MEMORY_PUT = script("memory_put")
 MEMORY_UPDATE = script("memory_update")
 MEMORY_DELETE = script("memory_delete")
 MEMORY_COUNT = script("memory_count")
+
+
+def commands_of(steps: Sequence[Step]) -> list[tuple[Arg, ...]]:
+    """Turn pipeline steps into the commands sent for them (scripts run as EVALSHA)."""
+    return [
+        ("EVALSHA", s.script.sha, len(s.keys), *s.keys, *s.args)
+        if isinstance(s, ScriptCall)
+        else tuple(s)
+        for s in steps
+    ]

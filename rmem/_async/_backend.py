@@ -17,8 +17,8 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from rmem._errors import UnavailableError, from_redis_error
 from rmem._fallback import Fallback
 from rmem._keys import SERVER_MARK
-from rmem._local import MEMORY_SCHEME, LocalStore, commands_of, memory_server
-from rmem._lua import Arg, Script, ScriptCall, Step
+from rmem._local import MEMORY_SCHEME, LocalStore, memory_server
+from rmem._lua import Arg, Script, ScriptCall, Step, commands_of
 from rmem._settings import Settings, redacted
 
 
