@@ -106,9 +106,10 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported URL {url!r}: use redis://, rediss:// or unix://")
         return url
 
-    @field_validator("namespace")
+    @field_validator("namespace", mode="before")
     @classmethod
-    def _valid_namespace(cls, namespace: str) -> str:
+    def _valid_namespace(cls, namespace: object) -> str:
+        # Before pydantic's coercion, which would decode b"ns": with_namespace refuses it too.
         return check_namespace(namespace)
 
     @field_validator("memory_fields")
