@@ -48,6 +48,9 @@ end
 -- True when the session holds a message stamped after `stamp`: a clear or delete stamped
 -- earlier (one replayed after an outage) must leave such messages alone (last writer wins).
 local function has_newer(stamp)
+  -- A msgs key of another type (written by something else) holds nothing of rmem's: clear
+  -- and delete then remove it whole, which heals the session.
+  if redis.call('TYPE', MSGS)['ok'] ~= 'zset' then return false end
   local newest = redis.call('ZRANGE', MSGS, -1, -1)
   return #newest > 0 and string.sub(newest[1], 1, 36) > stamp
 end

@@ -6,7 +6,7 @@
 -- ARGV[6] policy_given: 1 = this call sets the session's TTL policy, 0 = keep the stored one
 --         (a new session always takes ARGV[7..8]; a stored policy with a newer stamp wins)
 -- ARGV[7] ttl in ms (0 = keep forever)   ARGV[8] sliding (0|1)
--- ARGV[9] created_at in ms for a new session (0 = now; import passes the original)
+-- ARGV[9] created_at in ms for a new session (-1 = now; import passes the original)
 -- ARGV[10..] pairs of (message id, member) where member = <stamp><index><id>\0<payload>
 --   (index: 6 hex digits, the message's place in its batch; a batch shares one stamp)
 -- A message whose stamp is not after the session's last clear or delete is dropped (a delayed
@@ -54,7 +54,7 @@ if added > 0 then
   count, rev = count + added, rev + 1
   if not exists then
     created_ms, anchor = tonumber(ARGV[9]), now
-    if created_ms == 0 then created_ms = now end
+    if created_ms < 0 then created_ms = now end
     redis.call('HDEL', META, 'del')
     redis.call('HSET', META, 'v', 2, 'created', created_ms, 'anchor', anchor, 'count', count,
       'bytes', bytes, 'rev', rev, 'updated', now, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP)

@@ -6,7 +6,7 @@ Every error rmem raises is an :class:`RmemError`; raw redis-py exceptions never 
     ├── ValidationError        bad input; raised before anything is written (also a ValueError)
     ├── NotFoundError          the session or record does not exist (also a LookupError)
     ├── UnavailableError       Redis cannot be reached; names the host
-    ├── CorruptDataError       a payload in Redis cannot be decoded; names the key
+    ├── CorruptDataError       a value in Redis does not decode or has the wrong type; names the key
     ├── BackendError           Redis answered with an error rmem did not expect
     ├── SchemaMismatchError    a namespace's search index has another dimension or schema
     └── ServerError            the embedded Redis server could not start or stop
@@ -64,7 +64,8 @@ class UnavailableError(RmemError):
 
 
 class CorruptDataError(RmemError):
-    """A value stored in Redis cannot be decoded; ``key`` names where it was found."""
+    """A value stored in Redis cannot be decoded, or a key of rmem's holds another type of
+    value (``WRONGTYPE``); ``key`` names where it was found."""
 
 
 class MissingExtraError(RmemError, ImportError):
@@ -117,4 +118,11 @@ def from_redis_error(
     message = str(exc)
     if message.startswith("RMEM_VALIDATION"):
         return ValidationError(message.partition(" ")[2], **ctx)
+    if message.startswith("WRONGTYPE"):
+        # Something else wrote a key of rmem's with another type; callers that can tell
+        # which key (``key`` is only the first of the operation) name it precisely.
+        return CorruptDataError(
+            f"a key holds the wrong kind of value for rmem (written by something else?): {message}",
+            **ctx,
+        )
     return BackendError(f"Redis at {where} answered with an error: {message}", **ctx)

@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict
 
 from rmem._codec import pack, unpack
 from rmem._errors import CorruptDataError, ValidationError
+from rmem._keys import memory_key
 from rmem._search_local import tokenize
-from rmem._validate import _CONTROL_RE, check_plain, check_session_id, check_ttl
+from rmem._validate import _CONTROL_RE, check_plain, check_session_id, check_ttl, check_unicode
 
 __all__ = ["MemoryRecord", "SearchHit"]
 
@@ -133,6 +134,7 @@ def check_tags(tags: object, namespace: str) -> list[str]:
             )
         if _CONTROL_RE.search(tag):
             raise ValidationError(f"tag {tag!r} contains a control character", namespace=namespace)
+        check_unicode(tag, "tag", namespace)
         if tag not in out:
             out.append(tag)
     if len(out) > MAX_TAGS:
@@ -142,8 +144,13 @@ def check_tags(tags: object, namespace: str) -> list[str]:
     return out
 
 
-def check_metadata(metadata: object, namespace: str) -> dict[str, Any]:
-    """Return ``metadata`` as a dict of JSON-like values (None gives {})."""
+def check_metadata(
+    metadata: object, namespace: str, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """Return ``metadata`` as a dict of JSON-like values (None gives {}).
+
+    Its encoding must fit ``max_bytes`` (the client's ``max_message_bytes``) when given.
+    """
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
@@ -151,7 +158,12 @@ def check_metadata(metadata: object, namespace: str) -> dict[str, Any]:
             f"metadata must be a dict, not {type(metadata).__name__}", namespace=namespace
         )
     check_plain(metadata, "metadata")
-    return dict(metadata)
+    out = dict(metadata)
+    try:
+        pack(out, max_size=max_bytes)  # refuses what msgpack cannot hold: 65-bit ints, ...
+    except ValidationError as exc:
+        raise ValidationError(f"metadata: {exc}", namespace=namespace) from None
+    return out
 
 
 def check_vector(vector: object, dim: int | None, namespace: str) -> bytes:
@@ -166,9 +178,17 @@ def check_vector(vector: object, dim: int | None, namespace: str) -> bytes:
             f"vector must be a list of floats, not {type(vector).__name__}", namespace=namespace
         )
     try:
-        array = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError):
+        found = np.asarray(vector)
+    except (TypeError, ValueError, OverflowError):
         raise ValidationError("vector must hold only numbers", namespace=namespace) from None
+    # Only real numbers: numpy would also read "1.5", True and 1j (dropping the imaginary part).
+    if found.dtype.kind not in "fiu":
+        raise ValidationError(
+            "vector must hold only real numbers (no str, bool, complex or objects)",
+            namespace=namespace,
+        )
+    with np.errstate(over="ignore"):  # too large for float32: inf, refused below
+        array = found.astype(np.float32)
     if array.ndim != 1 or array.shape[0] != dim:
         raise ValidationError(
             f"vector has dimension {array.shape[0] if array.ndim == 1 else array.shape}; "
@@ -207,10 +227,16 @@ def time_ms(value: object, name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        try:
+            return int(value.timestamp() * 1000)
+        except (OverflowError, ValueError, OSError):  # a naive extreme in local time
+            raise ValidationError(f"{name} {value!r} is out of range") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"{name} must be a datetime or Unix seconds, not {value!r}")
-    return int(value * 1000)
+    ms = value * 1000
+    if not math.isfinite(ms):  # also 1e308, whose ms overflow
+        raise ValidationError(f"{name} must be finite Unix seconds, not {value!r}")
+    return int(ms)
 
 
 def check_where(where: object, fields: Sequence[str]) -> dict[str, str]:
@@ -228,9 +254,20 @@ def check_where(where: object, fields: Sequence[str]) -> dict[str, str]:
             )
         form = field_form(value)
         if form is None:
-            raise ValidationError(f"where[{name!r}] must be a str, int, float or bool")
-        out[name] = form
+            raise ValidationError(
+                f"where[{name!r}] must be a non-empty str, a finite int or float, or a bool"
+            )
+        out[name] = check_unicode(form, f"where[{name!r}]")
     return out
+
+
+def check_query(query: object) -> str | None:
+    """Return a search query (a str, or None for none)."""
+    if query is None:
+        return None
+    if not isinstance(query, str):
+        raise ValidationError(f"query must be a str, not {type(query).__name__}")
+    return check_unicode(query, "query")
 
 
 def field_form(value: object) -> str | None:
@@ -306,26 +343,34 @@ def decode_record(
     """Build a :class:`MemoryRecord` from its hash fields (raw bytes from Redis).
 
     Raises:
-        CorruptDataError: a field is missing or cannot be decoded; names the key.
+        CorruptDataError: a field is missing or cannot be decoded, or the hash is not the
+            record its key names; names the key.
     """
     try:
+        rid = fields[b"id"].decode()
         tags = fields.get(b"tags", b"").decode()
         meta = fields.get(b"meta")
+        metadata = unpack(meta) if meta else {}
         vec = fields.get(b"vec") if with_vector else None
         expiry = int(fields.get(b"exp", 0))
+        if type(metadata) is not dict:
+            raise TypeError(f"metadata is a {type(metadata).__name__}, not a dict")
+        if key != memory_key(namespace, rid):
+            raise ValueError(f"it holds record {rid!r}")
         return MemoryRecord.model_construct(
-            id=fields[b"id"].decode(),
+            id=rid,
             namespace=namespace,
             text=fields[b"text"].decode(),
             tags=tags.split(TAG_SEPARATOR) if tags else [],
-            metadata=unpack(meta) if meta else {},
+            metadata=metadata,
             vector=np.frombuffer(vec, dtype=np.float32).tolist() if vec else None,
             created_at=int(fields[b"created"]) / 1000,
             updated_at=int(fields[b"updated"]) / 1000,
             stamp=fields[b"stamp"].decode(),
             expires_at=expiry / 1000 if expiry else None,
         )
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (CorruptDataError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        # UnicodeDecodeError is a ValueError; AttributeError: a field that is not bytes.
         raise CorruptDataError(
             f"memory record {key} cannot be decoded: {exc!r}", namespace=namespace, key=key
         ) from None

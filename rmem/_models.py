@@ -24,22 +24,24 @@ class Message(BaseModel):
 
     Attributes:
         role: who spoke ("user", "assistant", "system", "tool", ...); required, not blank.
+            ``role``, ``id`` and ``name`` must be ``str`` (bytes are refused).
         content: a string or structured content (lists and dicts of JSON-like values).
         id: time-ordered unique id, assigned when absent (1-256 characters, no control
             characters); appending the same id twice stores the message once.
-        created_at: Unix time in seconds, assigned when absent.
+        created_at: Unix time in seconds (finite), assigned when absent.
         name: optional author name.
         metadata: optional free-form dict.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    role: str
+    # Strict: bytes are not text here (lax pydantic would decode them), nor "12.5" a time.
+    role: str = Field(strict=True)
     content: Any = None
-    id: str = Field(default_factory=new_id, min_length=1, max_length=256)
-    created_at: float = Field(default_factory=time.time)
-    name: str | None = None
-    metadata: dict[str, Any] | None = None
+    id: str = Field(default_factory=new_id, min_length=1, max_length=256, strict=True)
+    created_at: float = Field(default_factory=time.time, allow_inf_nan=False, strict=True)
+    name: str | None = Field(None, strict=True)
+    metadata: dict[str, Any] | None = Field(None, strict=True)
 
     @field_validator("id")
     @classmethod

@@ -7,6 +7,7 @@ that decides what is valid, how a message is encoded and what a reply means live
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -15,8 +16,15 @@ from pydantic import ValidationError as PydanticValidationError
 from rmem._codec import pack, unpack_many
 from rmem._errors import CorruptDataError, ValidationError
 from rmem._hlc import STAMP_LEN
+from rmem._keys import SessionKeys
 from rmem._models import Message, SessionInfo
-from rmem._validate import check_plain, check_ttl
+from rmem._validate import _CONTROL_RE, check_plain, check_ttl
+
+MAX_CREATED_AT = 253_402_300_799
+"""Latest ``created_at`` an import may carry: the last second of year 9999."""
+
+MAX_LAST = 2**62
+"""``messages(last=...)`` beyond this reads the same as this (Redis takes 64-bit indexes)."""
 
 EXPORT_FORMAT: Final = "rmem.session/1"
 
@@ -59,6 +67,7 @@ def coerce_message(item: object, where: str = "message") -> Message:
     """Turn a Message or a mapping into a validated Message, or raise ValidationError."""
     if isinstance(item, Message):
         msg = item
+        _check_built(msg, where)
     elif isinstance(item, Mapping):
         try:
             msg = Message.model_validate(item)
@@ -84,6 +93,30 @@ def coerce_message(item: object, where: str = "message") -> Message:
     return msg
 
 
+def _check_built(msg: Message, where: str) -> None:
+    # A Message made with model_construct (or mutated) skipped pydantic: check what the
+    # storage format relies on, so a bad one cannot reach Redis.
+    try:
+        mid, role, created = msg.id, msg.role, msg.created_at
+        name, metadata = msg.name, msg.metadata
+    except AttributeError as exc:
+        raise ValidationError(f"invalid {where}: {exc}") from None
+    if not isinstance(mid, str) or not 1 <= len(mid) <= 256 or _CONTROL_RE.search(mid):
+        raise ValidationError(
+            f"invalid {where}: id must be a str of 1-256 characters without control characters"
+        )
+    if not isinstance(role, str):
+        raise ValidationError(f"invalid {where}: role must be a str")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise ValidationError(f"invalid {where}: created_at must be a number")
+    if not math.isfinite(created):
+        raise ValidationError(f"invalid {where}: created_at must be finite")
+    if name is not None and not isinstance(name, str):
+        raise ValidationError(f"invalid {where}: name must be a str or None")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValidationError(f"invalid {where}: metadata must be a dict or None")
+
+
 def encode_message(
     msg: Message, max_bytes: int, compress_threshold: int, where: str = "message"
 ) -> bytes:
@@ -103,6 +136,8 @@ def prepare_batch(
     """
     if isinstance(items, str | bytes | Mapping | Message):
         raise ValidationError("extend() takes an iterable of messages, not a single message")
+    if not isinstance(items, Iterable):
+        raise ValidationError(f"extend() takes an iterable of messages, not {type(items).__name__}")
     messages: list[Message] = []
     payloads: list[bytes] = []
     for index, item in enumerate(items):
@@ -169,9 +204,21 @@ def decode_messages(payloads: Sequence[bytes], key: str) -> list[Message]:
     except CorruptDataError as exc:
         raise CorruptDataError(f"message in {key} is corrupt: {exc}", key=key) from None
     for data in items:
-        if type(data) is not dict or type(data.get("role")) is not str or "id" not in data:
+        if (
+            type(data) is not dict
+            or type(data.get("role")) is not str
+            or type(data.get("id")) is not str
+            or type(data.get("created_at", 0.0)) not in _NUMBER_TYPES
+            or type(data.get("name")) not in _OPTIONAL_STR
+            or type(data.get("metadata")) not in _OPTIONAL_DICT
+        ):
             raise CorruptDataError(f"message in {key} is not an rmem message", key=key)
     return Message.from_stored_many(items)
+
+
+_NUMBER_TYPES: Final = (float, int)
+_OPTIONAL_STR: Final = (str, type(None))
+_OPTIONAL_DICT: Final = (dict, type(None))
 
 
 def decode_message(payload: bytes, key: str) -> Message:
@@ -188,29 +235,47 @@ def decode_members(members: Sequence[Any], key: str) -> list[Message]:
     return decode_messages(payloads, key)
 
 
-_HEADER = 8  # count, bytes, created, updated, ttl, sliding, revision, remaining ms
+_READ_FIELDS: Final = ("count", "bytes", "created", "updated", "ttl", "sliding", "rev", "pttl")
+_HEADER = len(_READ_FIELDS)  # session_read's reply starts with these, then the members
 
 
 def parse_read(
-    reply: Sequence[Any], namespace: str, session_id: str, log_key: str
+    reply: Sequence[Any], namespace: str, session_id: str, keys: SessionKeys
 ) -> tuple[SessionInfo | None, list[Message]]:
-    """Split a session_read reply into the session's info and its decoded messages."""
+    """Split a session_read reply into the session's info and its decoded messages.
+
+    Raises:
+        CorruptDataError: the meta hash holds a field that is not a number (the script then
+            returns a short header), or a message does not decode.
+    """
     if not reply:
         return None, []
-    count, size, created, updated, ttl, sliding, rev, remaining = reply[:_HEADER]
+    try:
+        count, size, created, updated, ttl, sliding, rev, remaining = (
+            int(value) for value in reply[:_HEADER]
+        )
+    except (ValueError, TypeError):
+        # The script stops its reply at the first field that is not a number.
+        field = _READ_FIELDS[len(reply)] if len(reply) < _HEADER else "?"
+        raise CorruptDataError(
+            f"field {field!r} of session meta hash {keys.meta} is not a number",
+            namespace=namespace,
+            session=session_id,
+            key=keys.meta,
+        ) from None
     info = SessionInfo(
         id=session_id,
         namespace=namespace,
-        message_count=int(count),
-        size_bytes=int(size),
-        created_at=int(created) / 1000,
-        updated_at=int(updated) / 1000,
-        ttl=int(remaining) / 1000 if int(remaining) >= 0 else None,
-        ttl_policy=int(ttl) / 1000 if int(ttl) > 0 else None,
-        sliding=bool(int(sliding)),
-        revision=int(rev),
+        message_count=count,
+        size_bytes=size,
+        created_at=created / 1000,
+        updated_at=updated / 1000,
+        ttl=remaining / 1000 if remaining >= 0 else None,
+        ttl_policy=ttl / 1000 if ttl > 0 else None,
+        sliding=bool(sliding),
+        revision=rev,
     )
-    return info, decode_members(reply[_HEADER:], log_key)
+    return info, decode_members(reply[_HEADER:], keys.msgs)
 
 
 def check_last(last: object) -> int:
@@ -219,7 +284,7 @@ def check_last(last: object) -> int:
         return 0
     if isinstance(last, bool) or not isinstance(last, int) or last < 0:
         raise ValidationError(f"last must be a non-negative int or None, not {last!r}")
-    return last
+    return min(last, MAX_LAST)
 
 
 def export_session(info: SessionInfo, messages: list[Message]) -> dict[str, Any]:
@@ -254,9 +319,68 @@ def parse_export(data: object) -> tuple[str, float | None, bool, int, list[objec
     if not isinstance(sliding, bool):
         raise ValidationError("exported 'sliding' must be a bool")
     created = data.get("created_at")
-    if created is not None and (isinstance(created, bool) or not isinstance(created, int | float)):
-        raise ValidationError("exported 'created_at' must be a number")
-    created_ms = int(created * 1000) if created else 0
+    if created is not None and (
+        isinstance(created, bool)
+        or not isinstance(created, int | float)
+        or not 0 <= created <= MAX_CREATED_AT  # also refuses NaN
+    ):
+        raise ValidationError(
+            f"exported 'created_at' must be Unix seconds from 0 to {MAX_CREATED_AT}, "
+            f"not {created!r}"
+        )
+    created_ms = -1 if created is None else int(created * 1000)  # -1: the session starts now
     if not isinstance(session_id, str):
         raise ValidationError("exported session has no string 'id'")
     return session_id, ttl, sliding, created_ms, messages
+
+
+SESSION_KEY_TYPES: Final = ("hash", "zset", "stream")
+"""The Redis type of each of a session's keys (meta, msgs, changes)."""
+
+META_NUMBERS: Final = (
+    "v",
+    "created",
+    "updated",
+    "anchor",
+    "count",
+    "bytes",
+    "rev",
+    "ttl",
+    "sliding",
+)
+"""Meta hash fields that the scripts read as integers."""
+
+
+def find_damage(
+    keys: SessionKeys,
+    types: Sequence[Any],
+    numbers: Sequence[Any] | None,
+    namespace: str,
+    session_id: str,
+) -> CorruptDataError | None:
+    """Name the damaged key of a session that a script failed on, or None if all look sound.
+
+    ``types`` are the TYPE replies for ``keys``; ``numbers`` the values of the meta hash's
+    ``META_NUMBERS`` fields (None when the meta hash was not read).
+    """
+    ctx = {"namespace": namespace, "session": session_id}
+    for key, found, wanted in zip(keys, types, SESSION_KEY_TYPES, strict=True):
+        kind = found.decode() if isinstance(found, bytes) else str(found)
+        if kind not in ("none", wanted):
+            return CorruptDataError(
+                f"{key} holds a {kind}, not the {wanted} rmem keeps there", key=key, **ctx
+            )
+    for name, value in zip(META_NUMBERS, numbers or (), strict=False):
+        if value is not None and not _is_int(value):
+            return CorruptDataError(
+                f"field {name!r} of {keys.meta} holds {value!r}, not an integer",
+                key=keys.meta,
+                **ctx,
+            )
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    digits = text[1:] if text[:1] == "-" else text
+    return digits.isascii() and digits.isdigit()

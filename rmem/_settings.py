@@ -116,9 +116,10 @@ class Settings(BaseSettings):
             )
         return url
 
-    @field_validator("namespace")
+    @field_validator("namespace", mode="before")
     @classmethod
-    def _valid_namespace(cls, namespace: str) -> str:
+    def _valid_namespace(cls, namespace: object) -> str:
+        # Before pydantic's coercion, which would decode b"ns": with_namespace refuses it too.
         return check_namespace(namespace)
 
     @field_validator("memory_fields")

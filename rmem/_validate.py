@@ -12,6 +12,8 @@ from rmem._errors import ValidationError
 MAX_SESSION_ID_LENGTH = 256
 MAX_NAMESPACE_LENGTH = 128
 MAX_TTL = 10 * 365 * 24 * 3600  # seconds
+MAX_DEPTH = 256
+"""Most levels of nesting a stored value may have (msgpack decodes at most 1024)."""
 
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
 # C0 and C1 control characters, DEL, and the Unicode line/paragraph separators.
@@ -52,7 +54,23 @@ def check_session_id(session_id: object, namespace: str | None = None) -> str:
         raise ValidationError(
             f"session id {session_id!r} contains a control character", namespace=namespace
         )
+    check_unicode(session_id, "session id", namespace)
     return session_id
+
+
+def check_unicode(value: str, what: str, namespace: str | None = None) -> str:
+    """Return ``value`` if it encodes to UTF-8 (no lone surrogates), else raise ValidationError.
+
+    Keys and fields are sent as UTF-8: a lone surrogate would fail inside redis-py instead.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{what} {value!r} is not valid Unicode (it holds a lone surrogate)",
+            namespace=namespace,
+        ) from None
+    return value
 
 
 def check_ttl(ttl: object) -> int:
@@ -71,19 +89,28 @@ def check_ttl(ttl: object) -> int:
 
 def check_plain(value: Any, where: str) -> None:
     """Refuse anything that would not survive a JSON export: only str-keyed dicts, lists,
-    tuples, str, int, float, bool and None are storable (bytes, sets and objects are not)."""
-    if value is None or isinstance(value, str | bool | int):
+    tuples, str, int, float, bool and None are storable (bytes, sets and objects are not), at
+    most ``MAX_DEPTH`` levels deep (which also refuses a container that holds itself)."""
+    if value is None or isinstance(value, str | int | float):
         return
-    if isinstance(value, float):
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValidationError(f"{where}: dict keys must be str, not {type(key).__name__}")
-            check_plain(item, where)
-        return
-    if isinstance(value, list | tuple):
-        for item in value:
-            check_plain(item, where)
-        return
-    raise ValidationError(f"{where}: a {type(value).__name__} cannot be stored (use JSON types)")
+    # Iterative, depth first: a deep or cyclic value reaches the limit without recursing.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if item is None or isinstance(item, str | int | float):
+            continue
+        if depth > MAX_DEPTH:
+            raise ValidationError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise ValidationError(
+                        f"{where}: dict keys must be str, not {type(key).__name__}"
+                    )
+                stack.append((child, depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+        else:
+            raise ValidationError(
+                f"{where}: a {type(item).__name__} cannot be stored (use JSON types)"
+            )

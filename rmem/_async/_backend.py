@@ -146,11 +146,18 @@ class AsyncBackend:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for command in commands:
                         pipe.execute_command(*command)
-                    return list(await pipe.execute())
+                    # Errors come back as replies, as Redis sent them (raise_on_error would
+                    # prefix each with the pipeline's position, hiding WRONGTYPE and friends).
+                    replies = list(await pipe.execute(raise_on_error=False))
             except (RedisError, OSError) as exc:
                 error = from_redis_error(exc, self.where, namespace=namespace)
                 if not (isinstance(error, UnavailableError) and self._unreachable(error)):
                     raise error from exc
+                continue
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise from_redis_error(reply, self.where, namespace=namespace) from reply
+            return replies
 
     async def pipeline(
         self,

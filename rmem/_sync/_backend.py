@@ -147,11 +147,18 @@ class Backend:
                 with self.redis.pipeline(transaction=False) as pipe:
                     for command in commands:
                         pipe.execute_command(*command)
-                    return list(pipe.execute())
+                    # Errors come back as replies, as Redis sent them (raise_on_error would
+                    # prefix each with the pipeline's position, hiding WRONGTYPE and friends).
+                    replies = list(pipe.execute(raise_on_error=False))
             except (RedisError, OSError) as exc:
                 error = from_redis_error(exc, self.where, namespace=namespace)
                 if not (isinstance(error, UnavailableError) and self._unreachable(error)):
                     raise error from exc
+                continue
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise from_redis_error(reply, self.where, namespace=namespace) from reply
+            return replies
 
     def pipeline(
         self,

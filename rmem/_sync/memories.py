@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import threading
+import logging
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rmem import _lua
-from rmem._errors import BackendError, NotFoundError, ValidationError
+from rmem._errors import BackendError, CorruptDataError, NotFoundError, RmemError, ValidationError
 from rmem._ids import new_id
 from rmem._keys import memory_key, memory_keys, sync_channel
 from rmem._lua import Arg, ScriptCall
@@ -25,6 +27,7 @@ from rmem._memory_core import (
     check_k,
     check_metadata,
     check_mode,
+    check_query,
     check_record_id,
     check_tags,
     check_text,
@@ -63,11 +66,14 @@ from rmem._search_redis import (
 if TYPE_CHECKING:
     from rmem._sync.client import Client
 
+log = logging.getLogger("rmem.memories")
+
 _UNSET: Any = object()
 _PUT_CHUNK = 256  # records per memory_put script call in add_many
 _LOAD_CHUNK = 500  # records read per round trip when loading a namespace for local search
 _WRITTEN = 0
 _ITEM_KEYS = frozenset(("text", "id", "tags", "metadata", "vector", "ttl"))
+_NAMESPACE_KEY_TYPES = ("zset", "hash", "hash", "hash", "stream")  # MemoryKeys, in order
 
 
 @dataclass(slots=True)
@@ -87,6 +93,7 @@ class SearchState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     indexed: set[str] = field(default_factory=set)  # namespaces whose index was checked
     local: dict[str, _LocalCache] = field(default_factory=dict)
+    damaged: set[str] = field(default_factory=set)  # keys already logged as skipped
 
 
 class Memories:
@@ -95,7 +102,8 @@ class Memories:
     Each write is one atomic script run; records carry a hybrid logical clock stamp, and a
     write older than what Redis holds (or than a delete) loses, as last-writer-wins requires.
     Search uses RediSearch when the server has it, else runs in process (``health()`` says
-    which).
+    which). A record damaged by another writer raises ``CorruptDataError`` (naming its key)
+    when read or written, and is never a search hit.
     """
 
     def __init__(self, client: Client) -> None:
@@ -178,6 +186,8 @@ class Memories:
         Raises:
             ValidationError: any bad item; the whole batch is refused and nothing is written.
         """
+        if not isinstance(dedupe, bool):
+            raise ValidationError(f"dedupe must be True or False, not {dedupe!r}")
         prepared = [self._prepare(item, n) for n, item in enumerate(_as_list(items))]
         if not prepared:
             return []
@@ -201,7 +211,7 @@ class Memories:
                 args += [p.id, p.stamp, p.digest, p.ttl_ms, len(fields) // 2]
                 args += fields
             steps.append(ScriptCall(_lua.MEMORY_PUT, keys, args))
-        replies = self._backend.pipeline(steps, namespace=self._ns)
+        replies = self._write(steps, [p.id for p in prepared])
         self._changed([p.id for p in prepared])
         flat = [value for reply in replies for value in reply]
         out: list[MemoryRecord] = []
@@ -252,7 +262,8 @@ class Memories:
             to_set += ["tags", TAG_SEPARATOR.join(check_tags(tags, self._ns))]
         if metadata is not _UNSET:
             pairs, removed = declared_changes(
-                check_metadata(metadata, self._ns), self._settings.memory_fields
+                check_metadata(metadata, self._ns, self._settings.max_message_bytes),
+                self._settings.memory_fields,
             )
             to_set += pairs
             to_remove += removed
@@ -271,9 +282,8 @@ class Memories:
         stamp = self._client._clock.now_text()
         args: list[Arg] = [self._channel, rid, stamp, digest, *self._log_args()]
         args += [len(to_set) // 2, *to_set, len(to_remove), *to_remove]
-        reply, fields = self._backend.pipeline(
-            [ScriptCall(_lua.MEMORY_UPDATE, [*self._keys, key], args), ("HGETALL", key)],
-            namespace=self._ns,
+        reply, fields = self._write(
+            [ScriptCall(_lua.MEMORY_UPDATE, [*self._keys, key], args), ("HGETALL", key)], [rid]
         )
         self._changed([rid])
         if reply[0] == 0:
@@ -301,15 +311,23 @@ class Memories:
         The records' text, vectors and index entries are gone once this returns: no search
         returns them afterwards. ``all=True`` (with no filter) forgets the whole namespace.
 
+        ``all=True`` deletes every record the namespace lists, damaged ones included (see
+        ``CorruptDataError``); filters match what search can see.
+
         Raises:
             ValidationError: neither a filter nor ``all=True`` was given.
         """
+        if not isinstance(all, bool):
+            raise ValidationError(f"all must be True or False, not {all!r}", namespace=self._ns)
         tag_list = check_tags(tags, self._ns) if tags is not None else []
         conditions = check_where(where, self._settings.memory_fields)
         if not tag_list and not conditions and not all:
             raise ValidationError("forget needs tags=, where= or all=True", namespace=self._ns)
         if all and (tag_list or conditions):
             raise ValidationError("forget takes all=True or filters, not both")
+        if all:
+            listed = self._backend.call("ZRANGE", self._keys.ids, 0, -1, namespace=self._ns)
+            return self._delete_ids([text_of(rid) for rid in listed])
         if self._engine() == "redisearch":
             self._ready()
             expr = filter_expression(tag_list or None, None, None, conditions)
@@ -346,7 +364,7 @@ class Memories:
             steps.append(ScriptCall(_lua.MEMORY_DELETE, keys, args))
         if not steps:
             return 0
-        replies = self._backend.pipeline(steps, namespace=self._ns)
+        replies = self._write(steps, ids)
         self._changed(ids)
         return sum(int(v) for reply in replies for v in reply)
 
@@ -358,7 +376,11 @@ class Memories:
     # ------------------------------------------------------------ reads
 
     def get(self, id: str) -> MemoryRecord | None:
-        """Return the record ``id`` (with its vector), or None if there is none."""
+        """Return the record ``id`` (with its vector), or None if there is none.
+
+        Raises:
+            CorruptDataError: the record's hash is damaged (``key`` names it).
+        """
         rid = check_record_id(id, self._ns)
         if self._client._sync is not None and not self._backend.degraded:
             known, record = self._client._sync.record(self._ns, rid)
@@ -368,11 +390,78 @@ class Memories:
 
     def _get_many(self, ids: Sequence[str]) -> list[MemoryRecord | None]:
         keys = [memory_key(self._ns, rid) for rid in ids]
-        replies = self._backend.pipeline([("HGETALL", k) for k in keys], namespace=self._ns)
-        return [
-            decode_record(self._ns, k, _as_dict(r)) if r else None
-            for k, r in zip(keys, replies, strict=True)
+        out: list[MemoryRecord | None] = []
+        for key, fields in zip(keys, self._fetch(keys), strict=True):
+            if isinstance(fields, CorruptDataError):
+                raise fields
+            if fields is None:
+                out.append(None)
+                continue
+            _stored_vector(fields.get(b"vec"), self._spec.dim, self._ns, key)
+            out.append(decode_record(self._ns, key, fields))
+        return out
+
+    def _fetch(
+        self, keys: Sequence[str]
+    ) -> list[dict[bytes, bytes] | CorruptDataError | None]:
+        """HGETALL each record hash: its fields, None when absent, or the error of a key that
+        holds another type (written by something else)."""
+        try:
+            replies = self._backend.pipeline(
+                [("HGETALL", k) for k in keys], namespace=self._ns
+            )
+            return [_as_dict(r) if r else None for r in replies]
+        except CorruptDataError:
+            pass  # a key is not a hash (WRONGTYPE): find which, read the others
+        kinds = [
+            text_of(t)
+            for t in self._backend.batch([("TYPE", k) for k in keys], namespace=self._ns)
         ]
+        hashes = [k for k, kind in zip(keys, kinds, strict=True) if kind == "hash"]
+        found = (
+            self._backend.pipeline([("HGETALL", k) for k in hashes], namespace=self._ns)
+            if hashes
+            else []
+        )
+        by_key = dict(zip(hashes, found, strict=True))
+        out: list[dict[bytes, bytes] | CorruptDataError | None] = []
+        for key, kind in zip(keys, kinds, strict=True):
+            if kind == "hash":
+                out.append(_as_dict(by_key[key]) if by_key[key] else None)
+            elif kind == "none":
+                out.append(None)
+            else:
+                out.append(_wrong_type(self._ns, key, kind, "hash"))
+        return out
+
+    def _write(
+        self, steps: Sequence[ScriptCall | Sequence[Arg]], ids: Sequence[str]
+    ) -> list[Any]:
+        """Run a write pipeline; when it fails on a key of the wrong type, name that key."""
+        try:
+            return self._backend.pipeline(steps, namespace=self._ns)
+        except (BackendError, CorruptDataError) as exc:
+            raise self._damage(exc, ids) from exc
+
+    def _damage(self, exc: RmemError, ids: Sequence[str]) -> RmemError:
+        # Any failed write is checked (a failing step may hide behind another step's error):
+        # this costs a round trip only when something already went wrong.
+        keys = [*self._keys, *(memory_key(self._ns, rid) for rid in ids)]
+        wanted = [*_NAMESPACE_KEY_TYPES, *("hash" for _ in ids)]
+        try:
+            kinds = self._backend.batch([("TYPE", k) for k in keys], namespace=self._ns)
+        except RmemError:
+            return exc  # cannot look: report what failed first
+        for key, kind, want in zip(keys, map(text_of, kinds), wanted, strict=True):
+            if kind not in ("none", want):
+                return _wrong_type(self._ns, key, kind, want)
+        return exc
+
+    def _skip(self, exc: CorruptDataError) -> None:
+        # Search leaves damaged records out (docs/decisions.md, 23); say so once per key.
+        if exc.key not in self._state.damaged:
+            self._state.damaged.add(exc.key or "")
+            log.warning("rmem search skips a damaged record: %s", exc)
 
     def count(self) -> int:
         """Return the number of live records in the namespace."""
@@ -408,6 +497,8 @@ class Memories:
             where: keep records whose declared metadata fields equal these values.
 
         Equal scores are ordered by record id, on every engine. Hits carry no vector.
+        A damaged record (one ``get`` raises CorruptDataError for) is never a hit, on every
+        engine: it is logged once and left out, and the ``k`` best of the others are returned.
 
         Raises:
             ValidationError: bad arguments, e.g. ``mode="text"`` without a query, or a
@@ -415,8 +506,7 @@ class Memories:
         """
         k = check_k(k)
         mode = check_mode(mode)
-        if query is not None and not isinstance(query, str):
-            raise ValidationError(f"query must be a str, not {type(query).__name__}")
+        query = check_query(query)
         tag_list = check_tags(tags, self._ns) if tags is not None else None
         conditions = check_where(where, self._settings.memory_fields)
         since_ms, until_ms = time_ms(since, "since"), time_ms(until, "until")
@@ -450,6 +540,19 @@ class Memories:
 
     def _search_redis(self, q: _Query) -> list[SearchHit]:
         depth = hybrid_depth(q.k) if q.mode == "hybrid" else q.k
+        skipped: set[str] = set()
+        while True:
+            # Damaged hits are left out; ask again for as many more as were left out.
+            before = len(skipped)
+            hits, full = self._search_redis_at(q, depth + before, skipped)
+            if len(skipped) == before or not full:
+                return hits
+
+    def _search_redis_at(
+        self, q: _Query, depth: int, skipped: set[str]
+    ) -> tuple[list[SearchHit], bool]:
+        """Search at ``depth``; add the keys of damaged hits to ``skipped``. Also returns
+        whether a ranking was full (deeper hits may exist)."""
         expr = filter_expression(q.tags, q.since_ms, q.until_ms, q.where)
         commands: list[Sequence[Arg]] = []
         kinds: list[str] = []
@@ -463,22 +566,33 @@ class Memories:
                 commands.append(command)
                 kinds.append("text")
         if not commands:
-            return []
+            return [], False
         replies = self._backend.pipeline(commands, namespace=self._ns)
         records: dict[str, MemoryRecord] = {}
         rankings: list[list[tuple[str, float]]] = []
+        full = False
         for kind, reply in zip(kinds, replies, strict=True):
             _, raw = parse_reply(reply)
+            full = full or len(raw) >= depth
             ranking: list[tuple[str, float]] = []
             for hit in raw:
                 if b"id" not in hit.fields:  # expired between indexing and loading
+                    skipped.add(hit.key)
                     continue
-                record = decode_record(self._ns, hit.key, hit.fields, with_vector=False)
+                try:
+                    record = decode_record(self._ns, hit.key, hit.fields, with_vector=False)
+                    if kind == "vector":
+                        score = 1.0 - float(hit.fields[b"vector_distance"])
+                    else:
+                        score = float(hit.score or 0.0)
+                except CorruptDataError as exc:
+                    self._skip(exc)
+                    skipped.add(hit.key)
+                    continue
+                if not math.isfinite(score):  # a stored vector with no direction (NaN)
+                    skipped.add(hit.key)
+                    continue
                 records[record.id] = record
-                if kind == "vector":
-                    score = 1.0 - float(hit.fields[b"vector_distance"])
-                else:
-                    score = float(hit.score or 0.0)
                 ranking.append((record.id, score))
             ranking.sort(key=lambda pair: (-pair[1], pair[0]))
             rankings.append(ranking)
@@ -490,7 +604,8 @@ class Memories:
             fused = fuse_hybrid([rid for rid, _ in by_vector], text_hits)[: q.k]
         else:
             fused = rankings[0][: q.k]
-        return [SearchHit.model_construct(record=records[rid], score=s) for rid, s in fused]
+        hits = [SearchHit.model_construct(record=records[rid], score=s) for rid, s in fused]
+        return hits, full
 
     def _search_local(self, q: _Query) -> list[SearchHit]:
         with self._state.lock:
@@ -585,16 +700,22 @@ class Memories:
         self, ids: Sequence[str]
     ) -> list[tuple[np.ndarray | None, MemoryRecord] | None]:
         keys = [memory_key(self._ns, rid) for rid in ids]
-        replies = self._backend.pipeline([("HGETALL", k) for k in keys], namespace=self._ns)
         out: list[tuple[np.ndarray | None, MemoryRecord] | None] = []
-        for key, reply in zip(keys, replies, strict=True):
-            if not reply:
+        for key, fields in zip(keys, self._fetch(keys), strict=True):
+            try:
+                if isinstance(fields, CorruptDataError):
+                    raise fields
+                if fields is None:
+                    out.append(None)
+                    continue
+                record = decode_record(self._ns, key, fields, with_vector=False)
+                raw = fields.get(b"vec")
+                vector = _stored_vector(raw, self._spec.dim, self._ns, key)
+            except CorruptDataError as exc:
+                self._skip(exc)  # searched as if absent, as on RediSearch
                 out.append(None)
                 continue
-            fields = _as_dict(reply)
-            raw = fields.get(b"vec")
-            vector = np.frombuffer(raw, dtype=np.float32) if raw else None
-            out.append((vector, decode_record(self._ns, key, fields, with_vector=False)))
+            out.append((vector, record))
         return out
 
     # ------------------------------------------------------------ plumbing
@@ -613,16 +734,18 @@ class Memories:
             )
         unknown = set(item) - _ITEM_KEYS
         if unknown:
-            raise ValidationError(f"item {n}: unknown keys {sorted(unknown)}", namespace=ns)
+            names = sorted(map(repr, unknown))
+            raise ValidationError(f"item {n}: unknown keys {', '.join(names)}", namespace=ns)
         try:
-            text = check_text(item.get("text"), ns, self._settings.max_message_bytes)
+            settings = self._settings
+            text = check_text(item.get("text"), ns, settings.max_message_bytes)
             rid = item.get("id")
             vector = item.get("vector")
             return _Prepared(
                 id=new_id() if rid is None else check_record_id(rid, ns),
                 text=text,
                 tags=check_tags(item.get("tags"), ns),
-                metadata=check_metadata(item.get("metadata"), ns),
+                metadata=check_metadata(item.get("metadata"), ns, settings.max_message_bytes),
                 vector=None if vector is None else check_vector(vector, self._spec.dim, ns),
                 ttl_ms=check_ttl_seconds(item.get("ttl"), ns),
                 digest=text_digest(text),
@@ -712,7 +835,7 @@ class _Prepared:
 
 
 def _as_list(items: Iterable[str | Mapping[str, Any]]) -> list[str | Mapping[str, Any]]:
-    if isinstance(items, str | bytes | Mapping):
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
         raise ValidationError("add_many takes a list of texts or dicts")
     return list(items)
 
@@ -721,6 +844,33 @@ def _as_dict(reply: Any) -> dict[bytes, bytes]:
     if isinstance(reply, dict):
         return reply
     return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
+def _wrong_type(namespace: str, key: str, kind: str, wanted: str) -> CorruptDataError:
+    return CorruptDataError(
+        f"{key} holds a {kind}, not the {wanted} rmem keeps there", namespace=namespace, key=key
+    )
+
+
+def _stored_vector(
+    raw: bytes | None, dim: int | None, namespace: str, key: str
+) -> np.ndarray | None:
+    """A record's stored vector for the in-process index.
+
+    Raises CorruptDataError when it is not ``dim`` float32 values (RediSearch does not index
+    such a record at all). A vector that is not finite or all zeros has no direction: like
+    RediSearch's NaN distance, it never ranks in a vector search, so it is returned as None.
+    """
+    if not raw:
+        return None
+    if len(raw) % 4 or (dim is not None and len(raw) != 4 * dim):
+        raise CorruptDataError(
+            f"memory record {key} has a vector of {len(raw)} bytes, not {dim} float32 values",
+            namespace=namespace,
+            key=key,
+        )
+    vector = np.frombuffer(raw, dtype=np.float32)
+    return vector if np.isfinite(vector).all() and vector.any() else None
 
 
 def all_equal(metadata: Mapping[str, Any], conditions: Mapping[str, str]) -> bool:

@@ -7,20 +7,23 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rmem import _lua
-from rmem._errors import NotFoundError
+from rmem._errors import BackendError, CorruptDataError, NotFoundError, RmemError
 from rmem._keys import session_keys, sync_channel
 from rmem._lua import Arg, ScriptCall
 from rmem._models import Message, SessionInfo
 from rmem._replica import replica_info
 from rmem._session_core import (
+    META_NUMBERS,
     TtlPolicy,
     append_args,
     check_last,
     coerce_message,
     decode_members,
     decode_message,
+    decode_messages,
     encode_message,
     export_session,
+    find_damage,
     parse_read,
     prepare_batch,
 )
@@ -36,6 +39,9 @@ class Session:
     Every write is one atomic round trip to Redis. When the session has a TTL, all its keys
     expire together; with ``sliding`` every read and write restarts the TTL.
     Get one from ``client.session(session_id, ttl=..., sliding=...)``.
+
+    Any method raises ``CorruptDataError`` naming the key when something other than rmem
+    damaged the session's data in Redis (see docs/decisions.md, 23).
     """
 
     __slots__ = (
@@ -71,14 +77,35 @@ class Session:
     def _write_args(self, stamp: str, *args: Arg) -> tuple[Arg, ...]:
         return (*self._common, stamp, self._settings.max_stamp_ahead_ms, *args)
 
+    def _run(self, script: _lua.Script, args: tuple[Arg, ...]) -> Any:
+        try:
+            return self._backend.run(
+                script, self._keys, args, namespace=self._namespace, session=self._id
+            )
+        except (BackendError, CorruptDataError) as exc:
+            raise self._damage(exc) from exc
+
+    def _damage(self, exc: RmemError) -> RmemError:
+        # A script failed on a key of the wrong type (WRONGTYPE) or on a meta field it could
+        # not use (a Lua runtime error): find and name the damaged key, else keep ``exc``.
+        if not (isinstance(exc, CorruptDataError) or "user_script:" in str(exc)):
+            return exc
+        keys = self._keys
+        try:
+            types = self._backend.batch(
+                [("TYPE", key) for key in keys], namespace=self._namespace
+            )
+            numbers = None
+            if find_damage(keys, types, None, self._namespace, self._id) is None:
+                numbers = self._backend.call(
+                    "HMGET", keys.meta, *META_NUMBERS, namespace=self._namespace
+                )
+        except RmemError:
+            return exc  # cannot look: report what failed first
+        return find_damage(keys, types, numbers, self._namespace, self._id) or exc
+
     def _write(self, script: _lua.Script, stamp: str, *args: Arg) -> Any:
-        reply = self._backend.run(
-            script,
-            self._keys,
-            self._write_args(stamp, *args),
-            namespace=self._namespace,
-            session=self._id,
-        )
+        reply = self._run(script, self._write_args(stamp, *args))
         if self._sync is not None:
             self._sync.changed_session(self._namespace, self._id)
         return reply
@@ -97,20 +124,19 @@ class Session:
         return f"<Session {self._namespace}/{self._id}>"
 
     def _append(
-        self, messages: list[Message], payloads: list[bytes], created_ms: int = 0
+        self, messages: list[Message], payloads: list[bytes], created_ms: int = -1
     ) -> None:
         stamp = self._clock.now_text()  # one stamp per batch: it stays contiguous
         args, heads = append_args(messages, payloads, stamp)
         policy = self._policy.args
-        reply = self._backend.run(
-            _lua.SESSION_APPEND,
-            self._keys,
-            self._write_args(stamp, *policy, created_ms, *args),
-            namespace=self._namespace,
-            session=self._id,
+        reply = self._run(
+            _lua.SESSION_APPEND, self._write_args(stamp, *policy, created_ms, *args)
         )
         if self._sync is not None:
-            self._sync.applied_append(self._namespace, self._id, reply, messages, heads, policy)
+            # The replica holds what Redis holds: decoded copies (tuples read back as lists,
+            # and later changes to the caller's own dicts and lists do not reach it).
+            stored = decode_messages(payloads, self._keys.msgs)
+            self._sync.applied_append(self._namespace, self._id, reply, stored, heads, policy)
         if reply[0]:  # this call created the session: list it in its namespace
             self._client._list_session(self._id, int(reply[1]))
 
@@ -146,14 +172,8 @@ class Session:
         return batch
 
     def _read(self, with_messages: bool) -> tuple[SessionInfo | None, list[Message]]:
-        reply = self._backend.run(
-            _lua.SESSION_READ,
-            self._keys,
-            (int(with_messages),),
-            namespace=self._namespace,
-            session=self._id,
-        )
-        return parse_read(reply, self._namespace, self._id, self._keys.msgs)
+        reply = self._run(_lua.SESSION_READ, (int(with_messages),))
+        return parse_read(reply, self._namespace, self._id, self._keys)
 
     def messages(self, last: int | None = None) -> list[Message]:
         """Return the messages, oldest first: all of them, or only the ``last`` N.
@@ -172,14 +192,17 @@ class Session:
                 replica = self._sync.session(self._namespace, self._id)
                 if replica is not None:
                     return replica.messages[-count:] if count else replica.messages[:]
-        members, _ = self._backend.pipeline(
-            (
-                ("ZRANGE", self._keys.msgs, -count if count else 0, -1),
-                ScriptCall(_lua.SESSION_TOUCH, self._keys, ()),
-            ),
-            namespace=self._namespace,
-            session=self._id,
-        )
+        try:
+            members, _ = self._backend.pipeline(
+                (
+                    ("ZRANGE", self._keys.msgs, -count if count else 0, -1),
+                    ScriptCall(_lua.SESSION_TOUCH, self._keys, ()),
+                ),
+                namespace=self._namespace,
+                session=self._id,
+            )
+        except (BackendError, CorruptDataError) as exc:
+            raise self._damage(exc) from exc
         return decode_members(members, self._keys.msgs)
 
     def pop(self) -> Message | None:
@@ -223,16 +246,17 @@ class Session:
                 if replica is not None:
                     replica.touch_due = False  # exists() is not a use
                     return replica.exists
-        reply = self._backend.call(
-            "HEXISTS", self._keys.meta, "created", namespace=self._namespace
-        )
+        try:
+            reply = self._backend.call(
+                "HEXISTS", self._keys.meta, "created", namespace=self._namespace
+            )
+        except CorruptDataError as exc:
+            raise self._damage(exc) from exc
         return bool(reply)
 
     def touch(self) -> bool:
         """Restart a sliding TTL without reading; False when the session does not exist."""
-        reply = self._backend.run(
-            _lua.SESSION_TOUCH, self._keys, (), namespace=self._namespace, session=self._id
-        )
+        reply = self._run(_lua.SESSION_TOUCH, ())
         return int(reply) != -2
 
     def expire(self, ttl: float | None) -> bool:
