@@ -466,7 +466,12 @@ def session_seed(replica: Any, settings: Settings) -> list[Step]:
 
 
 def record_seed(namespace: str, records: Sequence[MemoryRecord], settings: Settings) -> list[Step]:
-    """One ``memory_put`` that writes ``records`` back with their original stamps."""
+    """One ``memory_put`` that writes ``records`` back with their original stamps and times.
+
+    ``memory_put`` writes ``created`` and ``updated`` first and the record's own fields after
+    them, and HSET keeps the last value of a field given twice: the two pairs appended here
+    put back the times the record had, where a put would give it the server's now.
+    """
     if not records:
         return []
     keys = [*memory_keys(namespace), *(memory_key(namespace, r.id) for r in records)]
@@ -478,6 +483,7 @@ def record_seed(namespace: str, records: Sequence[MemoryRecord], settings: Setti
         fields = record_fields(
             r.text, r.tags, r.metadata, vector, namespace, settings.memory_fields
         )
+        fields += ["created", round(r.created_at * 1000), "updated", round(r.updated_at * 1000)]
         ttl_ms = 0 if r.expires_at is None else max(1, int((r.expires_at - now) * 1000))
         args += [r.id, r.stamp, text_digest(r.text), ttl_ms, len(fields) // 2, *fields]
     return [ScriptCall(_lua.MEMORY_PUT, keys, args)]

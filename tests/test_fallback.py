@@ -155,6 +155,8 @@ def test_memories_work_offline_and_reach_redis(api: Api, proxy: FaultProxy) -> N
     hits = c.memories.search("birthday", k=3, mode="text")
     assert [h.record.text for h in hits] == ["Alice's birthday is Jan 16"]
     assert c.memories.count() == 2
+    seeded = c.memories.get(kept.id)  # the local store was seeded with the held record
+    assert seeded is not None and seeded.created_at == kept.created_at
     proxy.heal()
     _wait(_recovered(c))
     got = other.memories.get(kept.id)
@@ -272,6 +274,8 @@ def test_redis_restarting_empty_gets_back_what_this_instance_held(namespace: str
             assert _contents(fresh.session("kept")) == ["x", "y", "z"]
             got = fresh.memories.get("r1")
             assert got is not None and got.text == "kept fact"
+            # written back as it was, not as new: its times are the original ones
+            assert (got.created_at, got.updated_at) == (record.created_at, record.updated_at)
             assert fresh.sessions() == ["kept"]
     finally:
         server.close()
