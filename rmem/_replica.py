@@ -264,14 +264,27 @@ class SyncEngine:
         prefixes: Sequence[bytes],
         policy: tuple[int, int, int],
     ) -> None:
-        """Apply this client's own append to its replica (or mark the replica stale)."""
+        """Apply this client's own append to its replica (or mark the replica stale).
+
+        A session this client writes but has no replica of gets one (the thread loads it):
+        replicas hold what a client wrote as well as what it read, which is what the fallback
+        writes back if Redis comes back empty (rmem._fallback).
+        """
         with self._lock:
-            replica = self._sessions.get((namespace, session_id))
+            key = (namespace, session_id)
+            replica = self._sessions.get(key)
             if replica is None:
+                self._open_session(key)
                 return
+            self._sessions.move_to_end(key)
             created, created_ms, count, size, rev, added, change, now_ms = reply
             rev, added = int(rev), int(added)
             replica.gen += 1
+            if int(created):
+                # The session did not exist before this append (never, expired or deleted):
+                # it now holds these messages alone, whatever the replica held before.
+                replica.clear()
+                replica.exists, replica.rev = False, rev - 1
             if not (replica.exists or int(created)) or replica.rev != rev - 1:
                 replica.dirty = replica.dirty or rev > replica.rev
                 return
@@ -390,14 +403,21 @@ class SyncEngine:
             return False, None
 
     def changed_records(self, namespace: str, ids: Sequence[str]) -> None:
-        """Forget records this client just wrote: the next read goes to Redis and reloads."""
+        """Forget records this client just wrote, and load them again.
+
+        The next read of one goes to Redis until the thread has reloaded it. The replica so
+        holds what this client wrote as well as what it read: what the fallback writes back
+        if Redis comes back empty (rmem._fallback).
+        """
         with self._lock:
             replica = self._records.get(namespace)
-            if replica is not None:
-                replica.gen += 1
-                for rid in ids:
-                    if replica.records.pop(rid, 0) != 0:
-                        replica.wanted.add(rid)
+            if replica is None:
+                replica = self._records[namespace] = RecordReplica()
+                self._want(namespace)
+            replica.gen += 1
+            for rid in ids:
+                replica.records.pop(rid, None)
+                replica.wanted.add(rid)
 
     # ------------------------------------------------------------------ events
 
