@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import socket
@@ -10,8 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis as redis_py
+from rich.console import Console
 
 import rmem
+from rmem._keys import session_keys
+from rmem._session_core import decode_members
 from rmem.demo import (
     AGENTS,
     EDITOR,
@@ -19,15 +24,23 @@ from rmem.demo import (
     EMBED_DIM,
     NAMESPACE,
     NOTE_COUNT,
+    OUTAGE_AGENTS,
+    OUTAGE_NAMESPACE,
+    OUTAGE_SESSION_ID,
     RECORD_ID,
     RESEARCH_NAMESPACE,
     SESSION_ID,
+    SKIP_REASON,
     SYNC_NAMESPACE,
     SYNC_SESSION_ID,
     TOPICS,
     TURNS,
+    DemoContext,
+    Plan,
+    act_redis_goes_away,
 )
 from rmem.embedders import HashEmbedder
+from rmem.server import EmbeddedRedis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = 20
@@ -42,10 +55,29 @@ MEMORY_ROWS = (
     "first seen p50 (ms)",
     "first seen max (ms)",
 )
-FINAL_OK = (
-    "OK: all three acts passed: act 1 (two agents, one session); "
+FIRST_THREE = (
+    "act 1 (two agents, one session); "
     "act 2 (a researcher and a writer, one memory namespace); "
-    "act 3 (two processes editing one session and one record, live)."
+    "act 3 (two processes editing one session and one record, live)"
+)
+FINAL_OK = f"OK: all four acts passed: {FIRST_THREE}; act 4 (Redis goes away)."
+# With --url the demo does not kill a Redis it did not start.
+FINAL_OK_URL = f"OK: three acts passed: {FIRST_THREE}; skipped: act 4 (Redis goes away)."
+OUTAGE_ROWS = (
+    "messages acked",
+    "of them written while degraded",
+    "health().state while away",
+    "in Redis afterwards",
+    "marked written while degraded",
+    "acked but missing",
+    "stored twice",
+    "in the agent's order",
+    "outage s (health().degraded_seconds)",
+    "replayed (health().replayed)",
+    "degraded calls",
+    "degraded-call p99 ms",
+    "slowest degraded call ms",
+    "read the history Redis holds",
 )
 ACT_3_OK = (
     rf"^OK: both replicas equal Redis: {2 * TURNS} messages in one order, with {EDITOR}'s edit; "
@@ -106,7 +138,19 @@ def _sync_rows(output: str) -> dict[str, list[str]]:
     return rows
 
 
-def _check_demo_output(result: subprocess.CompletedProcess[str], messages: int) -> None:
+def _outage_rows(output: str) -> dict[str, list[str]]:
+    """The outage act's table, as {measure: [first agent's value, second agent's]}."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")]
+        if len(cells) == 5 and cells[1] in OUTAGE_ROWS:
+            rows[cells[1]] = cells[2:4]
+    return rows
+
+
+def _check_demo_output(
+    result: subprocess.CompletedProcess[str], messages: int, *, embedded: bool = True
+) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout
     assert re.search(rf"^OK: {2 * messages} messages from 2 processes", result.stdout, re.M)
@@ -117,7 +161,33 @@ def _check_demo_output(result: subprocess.CompletedProcess[str], messages: int) 
     _check_sync_table(result.stdout)
     assert re.search(r"^replicas == Redis: yes$", result.stdout, re.M)
     assert re.search(ACT_3_OK, result.stdout, re.M), result.stdout
-    assert result.stdout.rstrip().splitlines()[-1] == FINAL_OK
+    if embedded:
+        _check_outage_table(result.stdout, Plan.for_messages(messages))
+        act_4_ok = rf"^OK: Redis holds all {2 * Plan.for_messages(messages).messages} "
+        assert re.search(act_4_ok + "acknowledged messages once each", result.stdout, re.M)
+        assert result.stdout.rstrip().splitlines()[-1] == FINAL_OK
+    else:
+        assert f"Skipped: {SKIP_REASON}." in " ".join(result.stdout.split())
+        assert "Killed Redis" not in result.stdout
+        assert result.stdout.rstrip().splitlines()[-1] == FINAL_OK_URL
+
+
+def _check_outage_table(output: str, plan: Plan) -> dict[str, list[str]]:
+    rows = _outage_rows(output)
+    assert set(rows) == set(OUTAGE_ROWS), output
+    for column in (0, 1):
+        value = {label: cells[column] for label, cells in rows.items()}
+        assert int(value["messages acked"]) == int(value["in Redis afterwards"]) == plan.messages
+        degraded = int(value["of them written while degraded"])
+        assert 0 < degraded == int(value["marked written while degraded"])
+        assert value["health().state while away"] == "degraded"
+        assert (value["acked but missing"], value["stored twice"]) == ("0", "0")
+        assert value["in the agent's order"] == value["read the history Redis holds"] == "yes"
+        assert int(value["replayed (health().replayed)"]) >= degraded
+        assert float(value["outage s (health().degraded_seconds)"]) > 0
+        p99, slowest = value["degraded-call p99 ms"], value["slowest degraded call ms"]
+        assert 0 < float(p99) <= float(slowest)
+    return rows
 
 
 def _check_session_table(output: str, messages: int) -> None:
@@ -169,12 +239,12 @@ def test_demo_on_its_own_embedded_redis() -> None:
 
 def test_demo_on_a_given_redis_twice(redis_url: str) -> None:
     first = _rmem("demo", "--messages", str(MESSAGES), "--url", redis_url, "--no-progress")
-    _check_demo_output(first, MESSAGES)
+    _check_demo_output(first, MESSAGES, embedded=False)
     assert "Starting an embedded Redis" not in first.stdout
     # A second run starts from a clean session and namespace instead of finding the first
     # run's messages and notes.
     second = _rmem("demo", "--messages", "7", "--url", redis_url, "--quiet")
-    _check_demo_output(second, 7)
+    _check_demo_output(second, 7, embedded=False)
     assert f"Deleted the session {NAMESPACE}/{SESSION_ID} left by an earlier run" in second.stdout
     assert f"Forgot {NOTE_COUNT} memories of namespace {RESEARCH_NAMESPACE}" in second.stdout
     deleted = f"Deleted the session {SYNC_NAMESPACE}/{SYNC_SESSION_ID} left by an earlier run"
@@ -253,6 +323,93 @@ def test_demo_fails_when_a_replica_differs_from_redis(redis_url: str) -> None:
     assert result.stdout.rstrip().splitlines()[-1] == (
         "FAILED: act 3 (two processes editing one session and one record, live)."
     )
+
+
+def _run_outage_act(server: EmbeddedRedis, messages: int) -> tuple[bool | None, str]:
+    """Run act 4 in this process on ``server``; its result and what it printed."""
+    out = io.StringIO()
+    console = Console(file=out, width=120, highlight=False)
+    ok = act_redis_goes_away(DemoContext(server.url, messages, console, False, server))
+    return ok, out.getvalue()
+
+
+def _stored(url: str) -> list[rmem.Message]:
+    """Every entry of act 4's session in Redis, duplicates included, in stored order."""
+    key = session_keys(OUTAGE_NAMESPACE, OUTAGE_SESSION_ID).msgs
+    with redis_py.Redis.from_url(url) as raw:
+        return decode_members(raw.zrange(key, 0, -1), key)
+
+
+def test_redis_goes_away_and_no_acknowledged_message_is_lost_or_doubled() -> None:
+    messages = 20
+    plan = Plan.for_messages(messages)
+    with EmbeddedRedis(persistence="aof") as server:
+        pid = server.pid
+        ok, output = _run_outage_act(server, messages)
+        assert ok is True, output
+        assert server.pid != pid  # Redis really was killed and restarted during the act
+        stored = _stored(server.url)
+        with rmem.Client.from_url(server.url, namespace=OUTAGE_NAMESPACE, sync=False) as reader:
+            read = [m.id for m in reader.session(OUTAGE_SESSION_ID).messages()]
+            notes = reader.memories.count()
+    # What Redis holds, counted here: every message of each agent once, in the agent's order.
+    assert len(stored) == len(OUTAGE_AGENTS) * plan.messages, output
+    assert len({m.id for m in stored}) == len(stored)
+    assert read == [m.id for m in stored]
+    rows = _check_outage_table(output, plan)
+    for column, agent in enumerate(OUTAGE_AGENTS):
+        mine = [m for m in stored if m.name == agent]
+        assert [(m.metadata or {})["seq"] for m in mine] == list(range(plan.messages))
+        # Some were written while the agent was degraded; the table counts them as Redis does.
+        degraded = sum(1 for m in mine if (m.metadata or {})["degraded"] is True)
+        assert degraded > 0
+        assert int(rows["of them written while degraded"][column]) == degraded
+    assert notes == len(OUTAGE_AGENTS) * (plan.messages // plan.note_every)
+    assert "Killed Redis (SIGKILL" in output
+    assert re.search(r"^Restarted Redis after [\d.]+ s down", output, re.M), output
+
+
+def test_redis_goes_away_fails_loudly_on_a_lost_or_doubled_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After the agents are done, Redis loses one of the triager's messages and gets a second
+    # copy of one of the fixer's (another stamp, same id): the act must say FAILED.
+    from rmem.demo import _outage_act
+
+    read = _outage_act._redis_view
+
+    def damaged(url: str, reports: dict[str, _outage_act.OutageReport]) -> _outage_act.RedisView:
+        key = session_keys(OUTAGE_NAMESPACE, OUTAGE_SESSION_ID).msgs
+        with redis_py.Redis.from_url(url) as raw:
+            members = raw.zrange(key, 0, -1)
+            names = [m.name for m in decode_members(members, key)]
+            lost = members[names.index(OUTAGE_AGENTS[0])]
+            copied = members[names.index(OUTAGE_AGENTS[1])]
+            raw.zrem(key, lost)
+            raw.zadd(key, {b"~" + copied[1:]: 0})  # sorts last: a later stamp
+        return read(url, reports)
+
+    monkeypatch.setattr(_outage_act, "_redis_view", damaged)
+    with EmbeddedRedis(persistence="aof") as server:
+        ok, output = _run_outage_act(server, 8)
+    assert ok is False, output
+    triager, fixer = OUTAGE_AGENTS
+    assert f"1 of {triager}'s acknowledged messages are not in Redis" in output
+    assert f"1 of {fixer}'s messages are stored twice in Redis" in output
+    rows = _outage_rows(output)
+    assert rows["acked but missing"] == ["1", "0"]
+    assert rows["stored twice"] == ["0", "1"]
+    assert re.search(r"^FAILED: ", output, re.M)
+
+
+def test_redis_goes_away_is_skipped_without_a_server_to_kill() -> None:
+    # As with --url: no server of its own. It says why and touches nothing (nothing listens
+    # on port 1).
+    out = io.StringIO()
+    console = Console(file=out, width=200, highlight=False)
+    ctx = DemoContext("redis://127.0.0.1:1/0", 3, console, False, None)
+    assert act_redis_goes_away(ctx) is None
+    assert out.getvalue().strip() == f"Skipped: {SKIP_REASON}."
 
 
 def test_demo_reports_an_unreachable_redis() -> None:

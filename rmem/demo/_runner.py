@@ -3,7 +3,9 @@
 An act spawns its processes with :func:`run_processes`, which starts them together once all
 have connected, shows their progress live, and collects what each sends back. Work functions
 are module-level functions taking a :class:`Link` and one argument, so that multiprocessing's
-"spawn" can pickle them by module path.
+"spawn" can pickle them by module path. An act that must act on the world while its processes
+run (act 4 kills Redis) gives :func:`run_processes` a director: it is called on the parent's
+main thread with the latest data each process attached to its progress.
 """
 
 from __future__ import annotations
@@ -59,16 +61,22 @@ class Link:
         if not self.start.wait(READY_TIMEOUT):
             raise TimeoutError("the demo never gave the start signal")
 
-    def progress(self, done: int, note: str, *, final: bool = False) -> None:
-        """Report progress; at most every PROGRESS_INTERVAL, so the queue never floods."""
+    def progress(self, done: int, note: str, *, final: bool = False, data: Any = None) -> None:
+        """Report progress; at most every PROGRESS_INTERVAL, so the queue never floods.
+
+        ``data`` (picklable) goes to the act's director, if it has one.
+        """
         now = time.perf_counter()
         if final or now - self._last_progress >= PROGRESS_INTERVAL:
-            self.events.put(("progress", self.name, (done, note)))
+            self.events.put(("progress", self.name, (done, note, data)))
             self._last_progress = now
 
 
 # What a process runs: module-level, so that "spawn" can pickle it by name.
 _Work = Callable[[Link, Any], Any]
+# What the parent runs between two events: it gets the latest ``data`` of each process's
+# progress reports (processes that sent none yet are missing), on the parent's main thread.
+Director = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -92,11 +100,16 @@ def _process_main(work: _Work, link: Link, arg: Any) -> None:
 
 
 def run_processes(
-    ctx: DemoContext, specs: list[Process], run_timeout: float
+    ctx: DemoContext,
+    specs: list[Process],
+    run_timeout: float,
+    director: Director | None = None,
 ) -> tuple[dict[str, Any], list[str], float]:
     """Run processes with live progress until all are done; return reports, errors, seconds.
 
-    ``run_timeout`` counts from the start signal, given once every process is ready.
+    ``run_timeout`` counts from the start signal, given once every process is ready. Once it
+    is given, ``director`` is called after every event and at least every 0.1 s; what it
+    raises ends the run (the processes are stopped) and reaches the caller.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -115,6 +128,7 @@ def run_processes(
     }
     reports: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    latest: dict[str, Any] = {}  # the data of each process's last progress report
     ready: set[str] = set()
     exited: dict[str, float] = {}
     began = time.perf_counter()
@@ -149,7 +163,7 @@ def run_processes(
                 try:
                     kind, name, payload = events.get(timeout=0.1)
                 except queue.Empty:
-                    continue
+                    kind, name, payload = "", "", None
                 if kind == "ready":
                     ready.add(name)
                     if ready == set(names):
@@ -158,10 +172,14 @@ def run_processes(
                         deadline = time.monotonic() + run_timeout
                 elif kind == "progress":
                     progress.update(tasks[name], completed=payload[0], note=payload[1])
+                    if payload[2] is not None:
+                        latest[name] = payload[2]
                 elif kind == "done":
                     reports[name] = payload
-                else:
+                elif kind == "error":
                     errors[name] = str(payload)
+                if director is not None and start.is_set():
+                    director(latest)
         elapsed = time.perf_counter() - began
         finished = not errors
     finally:
