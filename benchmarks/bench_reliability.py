@@ -686,7 +686,7 @@ def check_empty() -> list[str]:
             a.wait_synced(10)
             a.session("read").messages()  # opens a replica
             a.session("read").append(_msg("r1"))
-            a.session("written").append(_msg("w1"))  # written, never read
+            a.session("written").append(_msg("w1"))  # written, never read: no replica
             a.memories.add("read back", id="rec-read")
             a.memories.get("rec-read")
             a.memories.add("never read", id="rec-unread")

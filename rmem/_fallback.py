@@ -483,7 +483,8 @@ def record_seed(namespace: str, records: Sequence[MemoryRecord], settings: Setti
         fields = record_fields(
             r.text, r.tags, r.metadata, vector, namespace, settings.memory_fields
         )
-        fields += ["created", round(r.created_at * 1000), "updated", round(r.updated_at * 1000)]
+        fields += ["created", str(round(r.created_at * 1000))]
+        fields += ["updated", str(round(r.updated_at * 1000))]
         ttl_ms = 0 if r.expires_at is None else max(1, int((r.expires_at - now) * 1000))
         args += [r.id, r.stamp, text_digest(r.text), ttl_ms, len(fields) // 2, *fields]
     return [ScriptCall(_lua.MEMORY_PUT, keys, args)]

@@ -45,6 +45,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from rmem import _lua
+from rmem._codec import pack, unpack
 from rmem._errors import CorruptDataError, RmemError
 from rmem._keys import (
     expired_channel,
@@ -264,19 +265,11 @@ class SyncEngine:
         prefixes: Sequence[bytes],
         policy: tuple[int, int, int],
     ) -> None:
-        """Apply this client's own append to its replica (or mark the replica stale).
-
-        A session this client writes but has no replica of gets one (the thread loads it):
-        replicas hold what a client wrote as well as what it read, which is what the fallback
-        writes back if Redis comes back empty (rmem._fallback).
-        """
+        """Apply this client's own append to its replica (or mark the replica stale)."""
         with self._lock:
-            key = (namespace, session_id)
-            replica = self._sessions.get(key)
+            replica = self._sessions.get((namespace, session_id))
             if replica is None:
-                self._open_session(key)
                 return
-            self._sessions.move_to_end(key)
             created, created_ms, count, size, rev, added, change, now_ms = reply
             rev, added = int(rev), int(added)
             replica.gen += 1
@@ -402,12 +395,16 @@ class SyncEngine:
                 replica.wanted.add(record_id)
             return False, None
 
-    def changed_records(self, namespace: str, ids: Sequence[str]) -> None:
-        """Forget records this client just wrote, and load them again.
+    def changed_records(
+        self, namespace: str, ids: Sequence[str], written: Sequence[MemoryRecord] = ()
+    ) -> None:
+        """Note records this client just wrote: ``ids`` all it wrote, ``written`` those of
+        them known to be stored as given (not deduplicated, not beaten by a newer write).
 
-        The next read of one goes to Redis until the thread has reloaded it. The replica so
-        holds what this client wrote as well as what it read: what the fallback writes back
-        if Redis comes back empty (rmem._fallback).
+        Each is loaded again by the thread. Meanwhile a record of ``written`` is held as this
+        client wrote it; the others are forgotten (a read goes to Redis). The replica so holds
+        what this client wrote as well as what it read, from the moment the write returns:
+        what the fallback writes back if Redis comes back empty (rmem._fallback).
         """
         with self._lock:
             replica = self._records.get(namespace)
@@ -418,6 +415,13 @@ class SyncEngine:
             for rid in ids:
                 replica.records.pop(rid, None)
                 replica.wanted.add(rid)
+            for record in written:
+                # As Redis gives it back (tuples in metadata read back as lists), and a copy:
+                # the caller's record shares its dicts and lists.
+                stored = unpack(pack(record.metadata)) if record.metadata else {}
+                replica.records[record.id] = record.model_copy(
+                    update={"metadata": stored}, deep=True
+                )
 
     # ------------------------------------------------------------------ events
 

@@ -137,7 +137,9 @@ DIM = 3
 def mems(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Iterator[Any]:
     engine, flavour = request.param
     api = Api(flavour, redis_url, namespace, search_engine=engine)
-    yield api.client(vector_dim=DIM).memories
+    # sync=False: reads go to Redis, where the damage is (a replica holds what this client
+    # wrote, and damage done by something else leaves no change log entry to tell it).
+    yield api.client(vector_dim=DIM, sync=False).memories
     api.close()
 
 

@@ -211,7 +211,6 @@ class AsyncMemories:
                 args += fields
             steps.append(ScriptCall(_lua.MEMORY_PUT, keys, args))
         replies = await self._write(steps, [p.id for p in prepared])
-        self._changed([p.id for p in prepared])
         flat = [value for reply in replies for value in reply]
         out: list[MemoryRecord] = []
         reread: list[tuple[int, str]] = []
@@ -220,6 +219,10 @@ class AsyncMemories:
             out.append(p.record(self._ns, int(created), int(updated)))
             if status != _WRITTEN:  # deduplicated, or a newer write holds the id: reread it
                 reread.append((n, text_of(rid)))
+        rereading = {n for n, _ in reread}
+        self._changed(
+            [p.id for p in prepared], [r for n, r in enumerate(out) if n not in rereading]
+        )
         if reread:
             current = await self._get_many([rid for _, rid in reread])
             for (n, rid), record in zip(reread, current, strict=True):
@@ -284,10 +287,12 @@ class AsyncMemories:
         reply, fields = await self._write(
             [ScriptCall(_lua.MEMORY_UPDATE, [*self._keys, key], args), ("HGETALL", key)], [rid]
         )
-        self._changed([rid])
         if reply[0] == 0:
+            self._changed([rid])
             raise NotFoundError(f"no memory {rid!r} in namespace {self._ns!r}", namespace=self._ns)
-        return decode_record(self._ns, key, _as_dict(fields))
+        record = decode_record(self._ns, key, _as_dict(fields))
+        self._changed([rid], [record])
+        return record
 
     async def delete(self, id: str) -> bool:
         """Delete a record; return whether a live record was deleted.
@@ -367,10 +372,10 @@ class AsyncMemories:
         self._changed(ids)
         return sum(int(v) for reply in replies for v in reply)
 
-    def _changed(self, ids: Sequence[str]) -> None:
+    def _changed(self, ids: Sequence[str], written: Sequence[MemoryRecord] = ()) -> None:
         # This client's own writes: its replica must not answer from before them.
         if self._client._sync is not None:
-            self._client._sync.changed_records(self._ns, ids)
+            self._client._sync.changed_records(self._ns, ids, written)
 
     # ------------------------------------------------------------ reads
 
