@@ -3,16 +3,23 @@
 - The memory scripts refuse to write over a record hash whose stamp or times are not rmem's
   (``RMEM_CORRUPT`` from Lua, ``CorruptDataError`` naming the key, nothing written), while
   ``delete`` removes such a hash: deleting is how a damaged record is healed.
+- The sync thread skips a damaged record or session and keeps every other replica in sync; a
+  read of the damaged one goes to Redis and raises ``CorruptDataError`` naming the key.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 
 import rmem
-from rmem._keys import memory_key, memory_keys
+from rmem._keys import memory_key, memory_keys, session_keys
+from rmem._replica import SyncEngine
 from tests.conftest import Api
 
 LOCAL_BACKEND = True  # the api tests also run on memory:// (the scripts on fakeredis)
@@ -106,3 +113,142 @@ def test_a_damaged_revision_is_named_and_nothing_is_written(api: Api) -> None:
     m.add("new", id="new")
     assert m.count() == 3
     raw.close()
+
+
+# ---------------------------------------------------------------- the sync thread
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    # A deadline, not a threshold: it only bounds how long a broken build takes to fail.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise AssertionError(f"not true within {timeout} s: {predicate}")
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def pair(redis_url: str, namespace: str) -> Iterator[tuple[rmem.Client, rmem.Client]]:
+    a = rmem.Client.from_url(redis_url, namespace=namespace)
+    b = rmem.Client.from_url(redis_url, namespace=namespace)
+    assert a.wait_synced() and b.wait_synced()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def engine(client: rmem.Client) -> SyncEngine:
+    assert client._sync is not None
+    return client._sync
+
+
+def replica_text(client: rmem.Client, record_id: str) -> str | None:
+    """The text of a record as the client's fresh replica holds it, else None."""
+    known, record = engine(client).record(client.namespace, record_id)
+    return record.text if known and record is not None else None
+
+
+def replica_contents(client: rmem.Client, session_id: str) -> list[Any] | None:
+    """Message contents of a fresh session replica, or None when it would not serve a read."""
+    sync = engine(client)
+    with sync.lock:
+        replica = sync.session(client.namespace, session_id)
+        return None if replica is None else [m.content for m in replica.messages]
+
+
+RECORD_DAMAGE: dict[str, Callable[[redis.Redis, str], None]] = {
+    "meta is not msgpack": lambda r, key: r.hset(key, "meta", b"\x01\xc1"),
+    "a key of the wrong type": lambda r, key: (r.delete(key), r.set(key, "a plain string")),
+}
+
+
+@pytest.mark.parametrize("damage", RECORD_DAMAGE.values(), ids=RECORD_DAMAGE.keys())
+def test_record_sync_skips_a_damaged_record(
+    pair: tuple[rmem.Client, rmem.Client],
+    raw: redis.Redis,
+    namespace: str,
+    damage: Callable[[redis.Redis, str], None],
+) -> None:
+    a, b = pair
+    a.memories.add("bad", id="bad")
+    a.memories.add("good", id="good")
+    key = memory_key(namespace, "bad")
+    damage(raw, key)
+    assert b.memories.get("good") is not None  # opens B's replica of the namespace
+    wait_until(lambda: replica_text(b, "good") == "good")
+    with pytest.raises(rmem.CorruptDataError) as info:
+        b.memories.get("bad")  # read through; B's thread now tries to load it too
+    assert info.value.key == key
+
+    a.memories.update("good", text="good again")
+    wait_until(lambda: replica_text(b, "good") == "good again")
+    known, _ = engine(b).record(namespace, "bad")
+    assert not known  # the replica does not hold it: reads go to Redis
+    with pytest.raises(rmem.CorruptDataError) as info:
+        b.memories.get("bad")
+    assert info.value.key == key
+    a.session("chat").append({"role": "user", "content": "still syncing"})
+    assert [m.content for m in b.session("chat").messages()] == ["still syncing"]
+    wait_until(lambda: replica_contents(b, "chat") == ["still syncing"])
+    assert engine(b).last_error is None
+
+
+def test_a_held_record_damaged_later_leaves_the_replica(
+    pair: tuple[rmem.Client, rmem.Client], raw: redis.Redis, namespace: str
+) -> None:
+    a, b = pair
+    a.memories.add("bad", id="bad")
+    a.memories.add("good", id="good")
+    assert b.memories.get("bad") is not None and b.memories.get("good") is not None
+    wait_until(lambda: replica_text(b, "bad") == "bad" and replica_text(b, "good") == "good")
+    key = memory_key(namespace, "bad")
+    raw.hset(key, "meta", b"\x01\xc1")
+    with pytest.raises(rmem.CorruptDataError):
+        a.memories.update("bad", tags=["t"])  # written, logged, then read back damaged
+    a.memories.update("good", text="good again")  # logged after the change to "bad"
+    wait_until(lambda: replica_text(b, "good") == "good again")
+    with pytest.raises(rmem.CorruptDataError) as info:
+        b.memories.get("bad")  # not the copy from before the damage
+    assert info.value.key == key
+    assert engine(b).last_error is None
+
+
+SESSION_DAMAGE: dict[str, Callable[[redis.Redis, Any], None]] = {
+    # member_prefix finds no NUL: a ValueError outside the message decoder
+    "a member without NUL": lambda r, keys: r.zadd(keys.msgs, {b"f" * 42 + b"no-nul": 0}),
+    # session_sync's reply stops at the nil of tonumber(count): too short to unpack
+    "count is not a number": lambda r, keys: r.hset(keys.meta, "count", b"many"),
+    # session_sync answers WRONGTYPE inside the thread's pipeline
+    "msgs of the wrong type": lambda r, keys: (r.delete(keys.msgs), r.set(keys.msgs, "x")),
+}
+
+
+@pytest.mark.parametrize("damage", SESSION_DAMAGE.values(), ids=SESSION_DAMAGE.keys())
+def test_session_sync_survives_a_damaged_session(
+    pair: tuple[rmem.Client, rmem.Client],
+    raw: redis.Redis,
+    namespace: str,
+    damage: Callable[[redis.Redis, Any], None],
+) -> None:
+    a, b = pair
+    a.session("damaged").append({"role": "user", "content": "one"})
+    a.session("healthy").append({"role": "user", "content": "one"})
+    damage(raw, session_keys(namespace, "damaged"))
+    assert [m.content for m in b.session("healthy").messages()] == ["one"]
+    with contextlib.suppress(rmem.CorruptDataError):
+        b.session("damaged").messages()  # opens B's replica of it
+    wait_until(lambda: replica_contents(b, "healthy") == ["one"])
+
+    a.session("healthy").append({"role": "user", "content": "two"})
+    wait_until(lambda: replica_contents(b, "healthy") == ["one", "two"])
+    assert replica_contents(b, "damaged") is None  # reads of it go to Redis
+    assert engine(b).last_error is None
