@@ -5,11 +5,14 @@
   ``delete`` removes such a hash: deleting is how a damaged record is healed.
 - The sync thread skips a damaged record or session and keeps every other replica in sync; a
   read of the damaged one goes to Redis and raises ``CorruptDataError`` naming the key.
+- ``sessions()`` skips index entries that are not rmem session ids, and names the index key
+  when it is not a sorted set.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +21,7 @@ import pytest
 import redis
 
 import rmem
-from rmem._keys import memory_key, memory_keys, session_keys
+from rmem._keys import memory_key, memory_keys, session_index, session_keys
 from rmem._replica import SyncEngine
 from tests.conftest import Api
 
@@ -252,3 +255,73 @@ def test_session_sync_survives_a_damaged_session(
     wait_until(lambda: replica_contents(b, "healthy") == ["one", "two"])
     assert replica_contents(b, "damaged") is None  # reads of it go to Redis
     assert engine(b).last_error is None
+
+
+# ---------------------------------------------------------------- the session listing
+
+NOT_SESSION_IDS = {
+    "not UTF-8": b"\xff\xfe",
+    "empty": b"",
+    "a control character": b"a\nb",
+    "too long": b"x" * 300,
+}
+
+
+@pytest.mark.parametrize("member", NOT_SESSION_IDS.values(), ids=NOT_SESSION_IDS.keys())
+def test_sessions_skip_index_entries_that_are_not_session_ids(
+    api: Api, member: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = api.client(sync=False)
+    c.session("one").append({"role": "user"})
+    raw = api.raw()
+    index = session_index(api.namespace)
+    raw.zadd(index, {member: 1})
+    with caplog.at_level(logging.WARNING, logger="rmem.sessions"):
+        assert c.sessions() == ["one"]
+        assert c.sessions() == ["one"]
+    assert [index in r.getMessage() for r in caplog.records] == [True]  # logged once
+    assert raw.zscore(index, member) == 1  # not rmem's to remove
+    raw.close()
+
+
+def test_sessions_accept_an_infinite_score(api: Api) -> None:
+    c = api.client(sync=False)
+    for sid in ("one", "two", "gone"):
+        c.session(sid).append({"role": "user"})
+    c.session("gone").delete()
+    raw = api.raw()
+    index = session_index(api.namespace)
+    raw.zadd(index, {"two": float("inf"), "gone": float("-inf")}, xx=True)
+    raw.zadd(index, {"ghost": float("inf")})
+    assert c.sessions() == ["one", "two"]
+    assert c.sessions() == ["one", "two"]
+    raw.close()
+
+
+def test_a_session_with_a_meta_key_of_the_wrong_type_is_listed(api: Api) -> None:
+    c = api.client(sync=False)
+    c.session("one").append({"role": "user"})
+    c.session("broken").append({"role": "user"})
+    raw = api.raw()
+    meta = session_keys(api.namespace, "broken").meta
+    raw.delete(meta)
+    raw.set(meta, "a plain string")
+    assert sorted(c.sessions()) == ["broken", "one"]  # it is there, damaged: reading raises
+    with pytest.raises(rmem.CorruptDataError) as info:
+        c.session("broken").info()
+    assert info.value.key == meta
+    raw.close()
+
+
+def test_a_session_index_of_the_wrong_type_names_its_key(api: Api) -> None:
+    c = api.client(sync=False)
+    c.session("one").append({"role": "user"})
+    raw = api.raw()
+    index = session_index(api.namespace)
+    raw.delete(index)
+    raw.set(index, "a plain string")
+    with pytest.raises(rmem.CorruptDataError) as info:
+        c.sessions()
+    assert info.value.key == index
+    assert info.value.namespace == api.namespace
+    raw.close()
