@@ -7,6 +7,7 @@
   read of the damaged one goes to Redis and raises ``CorruptDataError`` naming the key.
 - ``sessions()`` skips index entries that are not rmem session ids, and names the index key
   when it is not a sorted set.
+- ``import_session`` of an export without messages writes nothing, as its docstring says.
 """
 
 from __future__ import annotations
@@ -325,3 +326,27 @@ def test_a_session_index_of_the_wrong_type_names_its_key(api: Api) -> None:
     assert info.value.key == index
     assert info.value.namespace == api.namespace
     raw.close()
+
+
+# ---------------------------------------------------------------- import
+
+
+def test_importing_an_export_without_messages_writes_nothing(api: Api) -> None:
+    c = api.client()
+    source = c.session("emptied", ttl=3600, sliding=False)
+    source.append({"role": "user", "content": "gone soon"})
+    source.clear()
+    data = source.export()
+    assert data["messages"] == []
+    copy = c.import_session(data, session_id="copy")
+    assert copy.exists() is False  # documented: a session exists once it holds a message
+    assert "copy" not in c.sessions()
+    with pytest.raises(rmem.NotFoundError):
+        copy.info()
+    copy.append({"role": "user", "content": "first"})  # the handle carries the export's TTL
+    info = copy.info()
+    assert info.ttl_policy == 3600 and info.sliding is False
+    doc = (rmem.Client.import_session.__doc__ or "") + (
+        rmem.AsyncClient.import_session.__doc__ or ""
+    )
+    assert doc.count("no messages") == 2

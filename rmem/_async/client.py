@@ -272,6 +272,12 @@ class AsyncClient:
         Messages already present (same id) are kept once, so importing twice is harmless.
         The session keeps its id (or takes ``session_id``), TTL policy and creation time.
 
+        An export with no messages (of a cleared session, say) writes nothing: a session
+        exists only once it holds a message. The returned handle then names a session that
+        does not exist (``exists()`` is False, ``info()`` raises NotFoundError) until a message
+        is appended through it, which applies the export's TTL policy; its creation time is
+        the time of that append.
+
         Raises:
             ValidationError: the dict is not an rmem export, or a message in it is bad;
                 nothing is written.
