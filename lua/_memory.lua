@@ -4,12 +4,52 @@
 -- Record hash fields: id, ns, text, tags, created, updated, stamp, exp, dig, and optionally
 -- vec, meta, and w_<name> for declared metadata fields.
 -- Stamps are fixed-width hybrid logical clock strings: comparing them as strings orders them.
+-- Damage written by something else (docs/decisions.md, 23): put and update refuse a record
+-- hash whose stamp, created or updated is not rmem's, a tombstone that is not a stamp, and a
+-- meta 'rev' that is not an integer (RMEM_CORRUPT, nothing written); delete removes a damaged
+-- record hash whatever it holds, which is how a user heals it.
 -- ARGV[1] of every memory_* script that includes this file is the namespace's sync channel; it
 -- is taken off here, so each script's own arguments start at ARGV[1].
 --!include _stamp.lua
+--!include _damage.lua
 
 local IDS, META, TOMBS, TEXTS, LOG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local CHANNEL = table.remove(ARGV, 1)
+local HEX = '[0-9a-f]'
+local STAMP_SHAPE = '^' .. HEX:rep(12) .. '%-' .. HEX:rep(6) .. '%-' .. HEX:rep(16) .. '$'
+
+-- True when s is a clock stamp as rmem writes them. Last writer wins compares stamps as
+-- strings, so a stored value of another shape would win or lose every comparison.
+local function is_stamp(s)
+  return s and string.find(s, STAMP_SHAPE) ~= nil
+end
+
+-- The error for a record hash whose stamp or times were not written by rmem, else nil (also
+-- when there is no hash). A write must not guess whether such a record is older than itself.
+local function damaged_record(key)
+  local f = redis.call('HMGET', key, 'stamp', 'created', 'updated')
+  if not f[1] then
+    if redis.call('EXISTS', key) == 1 then return corrupt(key, 'field stamp is missing') end
+    return nil
+  end
+  if not is_stamp(f[1]) then return corrupt(key, 'field stamp is not an rmem clock stamp') end
+  if not (f[2] and string.find(f[2], '^%d+$')) then
+    return corrupt(key, 'field created is not a time in ms')
+  end
+  if not (f[3] and string.find(f[3], '^%d+$')) then
+    return corrupt(key, 'field updated is not a time in ms')
+  end
+  return nil
+end
+
+-- The error for a tombstone of record id that is not a clock stamp, else nil.
+local function damaged_tomb(id)
+  local tomb = redis.call('HGET', TOMBS, id)
+  if tomb and not is_stamp(tomb) then
+    return corrupt(TOMBS, 'field ' .. id .. ' is not an rmem clock stamp')
+  end
+  return nil
+end
 
 -- Forget the text digest of a record, unless the digest already names a newer record.
 local function drop_digest(key, id)

@@ -5,8 +5,12 @@
 -- Returns {count, revision, newest change log id or '', oldest change log id or ''}: the
 -- revision changes whenever the set of records does; a reader that saw log entries up to some
 -- id catches up by reading after it, unless the oldest id shows the log was trimmed past it.
+-- Errors: RMEM_CORRUPT when the revision is not an integer (see _damage.lua).
 --!include _time.lua
+--!include _damage.lua
 
+local refused = bad_revision(KEYS[2])
+if refused then return refused end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms())
 local rev
 if #expired > 0 then

@@ -5,6 +5,8 @@
 -- ARGV[1] dedupe (0|1): return the live record holding the same normalised text instead
 -- ARGV[2] change log MAXLEN (approximate)   ARGV[3] most ms a stamp may be ahead of TIME
 -- ARGV[4..] per item: id, stamp, text digest, ttl ms (0 = none), n, then n field/value pairs
+-- Errors: RMEM_VALIDATION for a malformed or future stamp, RMEM_CORRUPT for a damaged record
+--   hash, tombstone or revision (see _memory.lua); either way nothing is written.
 -- Returns, per item, {status, id, created ms, updated ms}, flattened, where status is
 --   0 written, 1 deduplicated (id names the existing record), 2 a newer write already holds
 --   the id (nothing written), 3 the id was deleted by a newer write (nothing written)
@@ -13,10 +15,15 @@
 local dedupe, maxlen, bound = ARGV[1] == '1', ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
 local out, changed, a = {}, false, 4
--- Every stamp is checked before anything is written: a refused batch changes nothing.
-while a <= #ARGV do
-  local refused = check_stamp(ARGV[a + 1], now, bound)
+-- Every stamp, and every record this batch would replace, is checked before anything is
+-- written: a refused batch changes nothing.
+local refused = bad_revision(META)
+if refused then return refused end
+for k = 6, #KEYS do
+  refused = check_stamp(ARGV[a + 1], now, bound)
   if refused then return redis.error_reply(refused) end
+  refused = damaged_record(KEYS[k]) or damaged_tomb(ARGV[a])
+  if refused then return refused end
   a = a + 5 + 2 * tonumber(ARGV[a + 4])
 end
 a = 4

@@ -5,6 +5,7 @@
 -- ARGV[1] id   ARGV[2] stamp   ARGV[3] new text digest ('' = text unchanged)
 -- ARGV[4] change log MAXLEN   ARGV[5] most ms a stamp may be ahead of TIME
 -- ARGV[6] n, then n field/value pairs to set   ARGV[7 + 2n] m, then m field names to remove
+-- Errors: RMEM_CORRUPT for a damaged record hash or revision (see _memory.lua), nothing written.
 -- Returns {status, created ms, updated ms}: status 0 no such record, 1 updated,
 --   2 a newer write already holds the record (nothing changed)
 --!include _memory.lua
@@ -13,6 +14,8 @@ local key, id, stamp, dig, maxlen = KEYS[6], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = now_ms()
 local refused = check_stamp(stamp, now, tonumber(ARGV[5]))
 if refused then return redis.error_reply(refused) end
+refused = bad_revision(META) or damaged_record(key)
+if refused then return refused end
 local cur = redis.call('HMGET', key, 'stamp', 'created', 'updated')
 if not cur[1] then return {0, 0, 0} end
 if cur[1] >= stamp then return {2, tonumber(cur[2]), tonumber(cur[3])} end

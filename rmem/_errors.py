@@ -118,6 +118,13 @@ def from_redis_error(
     message = str(exc)
     if message.startswith("RMEM_VALIDATION"):
         return ValidationError(message.partition(" ")[2], **ctx)
+    if message.startswith("RMEM_CORRUPT "):
+        # 'RMEM_CORRUPT <key>\t<what>' from a script (lua/_damage.lua). The script knows which
+        # key is damaged; ``key`` is only the first key of the operation.
+        damaged, _, what = message.removeprefix("RMEM_CORRUPT ").partition("\t")
+        return CorruptDataError(
+            f"{damaged}: {what} (written by something else?)", **{**ctx, "key": damaged}
+        )
     if message.startswith("WRONGTYPE"):
         # Something else wrote a key of rmem's with another type; callers that can tell
         # which key (``key`` is only the first of the operation) name it precisely.

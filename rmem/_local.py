@@ -94,9 +94,15 @@ class LocalStore:
                 pipe = self.redis.pipeline(transaction=False)
                 for command in commands:
                     pipe.execute_command(*command)
-                return list(pipe.execute())
+                # As Backend.batch: errors as Redis sent them (raise_on_error would prefix
+                # each with its position in the pipeline, hiding WRONGTYPE).
+                replies = list(pipe.execute(raise_on_error=False))
             except RedisError as exc:
                 raise from_redis_error(exc, self.where, namespace=namespace) from exc
+        for reply in replies:
+            if isinstance(reply, RedisError):
+                raise from_redis_error(reply, self.where, namespace=namespace) from reply
+        return replies
 
     def _round_trip(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         pool = self.redis.connection_pool

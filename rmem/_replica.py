@@ -68,6 +68,9 @@ _POLL = 0.02  # seconds the thread waits for a hint before looking at its other 
 _DELTA_LIMIT = 1000  # changes a catch-up reads before reloading the session instead
 _TTL_MARGIN = 0.05  # seconds before a mirrored expiry at which a replica stops serving
 _MAX_BACKOFF = 2.0
+# What decoding damaged data raises: one session or record that does not decode is left out
+# of the replicas, and the thread syncs the others on.
+_DAMAGE = (CorruptDataError, ValueError, TypeError, LookupError)
 _SESSION_KINDS: dict[str, EventKind] = {
     "a": "session.append",
     "r": "session.pop",
@@ -182,6 +185,7 @@ class SyncEngine:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._redis: redis.Redis | None = None
+        self._warned: set[str] = set()  # damaged sessions and records already logged
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -670,12 +674,11 @@ class SyncEngine:
                     if replica.gen != gen:
                         continue  # this client wrote meanwhile: catch up again next round
                     try:
+                        if isinstance(reply, Exception):
+                            raise reply  # Redis refused this session's sync (WRONGTYPE, ...)
                         caught_up = self._apply_sync(replica, since, reply)
-                    except CorruptDataError as exc:
-                        # Reads go to Redis (and raise there, naming the key); others sync on.
-                        log.warning("rmem replica of %s/%s: %s", *replica_key(replica), exc)
-                        replica.dirty, replica.epoch, replica.change_id = True, -1, ""
-                        replica.retry_at = time.monotonic() + _MAX_BACKOFF
+                    except (redis.ResponseError, *_DAMAGE) as exc:
+                        self._drop_session(replica, exc)
                         continue
                     if caught_up:
                         replica.epoch = epoch
@@ -684,8 +687,25 @@ class SyncEngine:
                         replica.change_id = ""  # reload next round
                         replica.epoch = -1
 
+    def _drop_session(self, replica: SessionReplica, exc: Exception) -> None:
+        # Lock held. The session is damaged (or Redis refused to read it): forget what the
+        # replica holds, which may be half updated, so reads go to Redis (and raise there,
+        # naming the key) and the next catch-up reloads it whole; other sessions sync on.
+        self._warn("/".join(replica_key(replica)), "session", exc)
+        replica.clear()
+        replica.exists, replica.count, replica.size = False, 0, 0
+        replica.rev, replica.change_id, replica.epoch, replica.dirty = -1, "", -1, True
+        replica.retry_at = time.monotonic() + _MAX_BACKOFF
+
+    def _warn(self, what: str, kind: str, exc: Exception) -> None:
+        # Once per damaged session or record and client: a replica retries, the log need not.
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning("rmem cannot replicate %s %s: %s", kind, what, exc)
+
     def _apply_sync(self, replica: SessionReplica, since: str, reply: Sequence[Any]) -> bool:
-        # Lock held. Returns False when the replica must reload.
+        # Lock held. Returns False when the replica must reload. Raises CorruptDataError, or a
+        # ValueError, TypeError or LookupError for a reply that damage made malformed.
         if not int(reply[0]):
             rev = int(reply[1])
             if rev < replica.rev:
@@ -756,7 +776,7 @@ class SyncEngine:
         else:
             with self._lock:
                 for entry in entries[1:]:
-                    rid = _text(entry[1][b"i"])
+                    rid = _text(entry[1].get(b"i", b""))  # no id: an entry rmem did not write
                     if rid in replica.records:
                         reload_ids.add(rid)
             newest = _text(entries[-1][0])
@@ -764,14 +784,24 @@ class SyncEngine:
         pipe = redis_client.pipeline(transaction=False)
         for rid in ids:
             pipe.hgetall(memory_key(namespace, rid))
-        found = pipe.execute() if ids else []
+        # A key of another type answers with an error of its own; the others still load.
+        found = pipe.execute(raise_on_error=False) if ids else []
         with self._lock:
             if replica.gen != gen:
                 return  # this client wrote meanwhile: what was read may predate it; go again
             for rid, fields in zip(ids, found, strict=True):
                 key = memory_key(namespace, rid)
-                replica.records[rid] = decode_record(namespace, key, fields) if fields else None
                 replica.wanted.discard(rid)
+                try:
+                    if isinstance(fields, Exception):
+                        raise fields
+                    record = decode_record(namespace, key, fields) if fields else None
+                except (redis.ResponseError, *_DAMAGE) as exc:
+                    # Not held: a read of it goes to Redis and raises there, naming the key.
+                    self._warn(key, "record", exc)
+                    replica.records.pop(rid, None)
+                    continue
+                replica.records[rid] = record
             replica.log_id = newest
             replica.epoch = epoch
             replica.dirty = False
@@ -795,8 +825,8 @@ class SyncEngine:
         )
         with self._lock:
             for replica, remaining in zip(due, replies, strict=True):
-                left = int(remaining)
-                if left == -2:
+                left = -2 if isinstance(remaining, Exception) else int(remaining)
+                if left == -2:  # gone, or refused: the next read goes to Redis
                     replica.dirty = True
                 elif left >= 0:
                     replica.deadline = now + left / 1000
@@ -919,16 +949,19 @@ def _connect(settings: Settings, store: Any = None) -> redis.Redis:
 def _run_scripts(
     redis_client: Any, script: _lua.Script, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
 ) -> list[Any]:
+    # Returns one reply per call; a call Redis refused (a key of another type, ...) has its
+    # error in its place, so one damaged session cannot stop the others.
     for attempt in (1, 2):
         pipe = redis_client.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
-        try:
-            return list(pipe.execute())
-        except redis.exceptions.NoScriptError:
-            if attempt == 2:
-                raise
-            redis_client.script_load(script.source)
+        replies = list(pipe.execute(raise_on_error=False))
+        missing = [r for r in replies if isinstance(r, redis.exceptions.NoScriptError)]
+        if not missing:
+            return replies
+        if attempt == 2:
+            raise missing[0]
+        redis_client.script_load(script.source)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

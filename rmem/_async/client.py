@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -11,7 +13,7 @@ from rmem import _lua
 from rmem._async._backend import AsyncBackend
 from rmem._async.memories import AsyncMemories, SearchState
 from rmem._async.session import AsyncSession
-from rmem._errors import RmemError, UnavailableError, ValidationError
+from rmem._errors import CorruptDataError, RmemError, UnavailableError, ValidationError
 from rmem._hlc import Clock
 from rmem._keys import session_index, session_keys
 from rmem._models import Event, Health
@@ -21,6 +23,8 @@ from rmem._settings import Settings
 from rmem._validate import check_namespace, check_session_id
 
 _LIST_CHUNK = 1000  # sessions checked per round trip when listing
+
+log = logging.getLogger("rmem.sessions")
 
 
 class AsyncClient:
@@ -44,7 +48,9 @@ class AsyncClient:
         self._search_state: SearchState
         self._embedder: Any
         self._vector_dim: int | None
+        self._warned: set[str]  # damaged listing entries already logged, for every view
         if _parent is not None:
+            self._warned = _parent._warned
             self._backend = _parent._backend
             self._clock = _parent._clock
             self._sync = _parent._sync
@@ -52,6 +58,7 @@ class AsyncClient:
             self._embedder = _parent._embedder
             self._vector_dim = _parent._vector_dim
         else:
+            self._warned = set()
             self._backend = AsyncBackend(settings or Settings())
             self._clock = Clock()
             self._sync = (
@@ -169,28 +176,82 @@ class AsyncClient:
         """Return the ids of the live sessions of this namespace, oldest first.
 
         Reads the namespace's own listing (no SCAN of the keyspace) and drops from it the
-        sessions that expired or were deleted.
+        sessions that expired or were deleted. An entry that is not a session id (written into
+        the listing by something else) is skipped and logged once (logger ``rmem.sessions``);
+        a session whose keys are damaged is listed, and reading it raises.
+
+        Raises:
+            CorruptDataError: the listing key holds another type of value; ``key`` names it.
         """
-        listed = await self._backend.call(
-            "ZRANGE", self._index, 0, -1, "WITHSCORES", namespace=self._namespace
-        )
-        pairs = [(sid.decode(), int(score)) for sid, score in _pairs(listed)]
+        try:
+            listed = await self._backend.call(
+                "ZRANGE", self._index, 0, -1, "WITHSCORES", namespace=self._namespace
+            )
+        except CorruptDataError as exc:
+            raise CorruptDataError(str(exc), namespace=self._namespace, key=self._index) from exc
+        pairs = self._listed(listed)
         alive: list[str] = []
         gone: list[tuple[str, int]] = []
         for start in range(0, len(pairs), _LIST_CHUNK):
             chunk = pairs[start : start + _LIST_CHUNK]
-            found = await self._backend.batch(
-                [
-                    ("HEXISTS", session_keys(self._namespace, sid).meta, "created")
-                    for sid, _ in chunk
-                ],
-                namespace=self._namespace,
-            )
+            found = await self._alive([sid for sid, _ in chunk])
             for (sid, score), exists in zip(chunk, found, strict=True):
-                (alive.append(sid) if exists else gone.append((sid, score)))
+                if exists:
+                    alive.append(sid)
+                elif score is not None:
+                    gone.append((sid, score))
         if gone:
             await self._unlist_sessions(gone)
         return alive
+
+    def _listed(self, listed: Sequence[Any]) -> list[tuple[str, int | None]]:
+        # The listing's (session id, creation ms) pairs; None for a score that is not a time,
+        # so the entry is never pruned (sessions_prune matches the score it was given).
+        out: list[tuple[str, int | None]] = []
+        for member, score in _pairs(listed):
+            try:
+                sid = check_session_id(member.decode(), self._namespace)
+            except (UnicodeDecodeError, ValidationError):
+                self._warn(f"{member!r:.80}, which is not a session id")
+                continue
+            if not math.isfinite(score):
+                self._warn(f"session {sid!r} with the score {score}, which is not a time")
+                out.append((sid, None))
+            else:
+                out.append((sid, int(score)))
+        return out
+
+    def _warn(self, what: str) -> None:
+        # Damage in the listing is reported once per client, not on every call.
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning(
+                "rmem: the session listing %s holds %s (written by something else?)",
+                self._index,
+                what,
+            )
+
+    async def _alive(self, session_ids: Sequence[str]) -> list[bool]:
+        metas = [session_keys(self._namespace, sid).meta for sid in session_ids]
+        try:
+            found = await self._backend.batch(
+                [("HEXISTS", meta, "created") for meta in metas], namespace=self._namespace
+            )
+            return [bool(exists) for exists in found]
+        except CorruptDataError:
+            pass  # a meta key of another type: it is there, damaged; look at the others
+        kinds = await self._backend.batch(
+            [("TYPE", meta) for meta in metas], namespace=self._namespace
+        )
+        hashes = [meta for meta, kind in zip(metas, kinds, strict=True) if _text(kind) == "hash"]
+        found = await self._backend.batch(
+            [("HEXISTS", meta, "created") for meta in hashes], namespace=self._namespace
+        )
+        exists = dict(zip(hashes, found, strict=True))
+        return [
+            bool(exists[meta]) if _text(kind) == "hash" else _text(kind) != "none"
+            for meta, kind in zip(metas, kinds, strict=True)
+        ]
 
     async def _list_session(self, session_id: str, created_ms: int) -> None:
         await self._backend.call(
@@ -210,6 +271,12 @@ class AsyncClient:
 
         Messages already present (same id) are kept once, so importing twice is harmless.
         The session keeps its id (or takes ``session_id``), TTL policy and creation time.
+
+        An export with no messages (of a cleared session, say) writes nothing: a session
+        exists only once it holds a message. The returned handle then names a session that
+        does not exist (``exists()`` is False, ``info()`` raises NotFoundError) until a message
+        is appended through it, which applies the export's TTL policy; its creation time is
+        the time of that append.
 
         Raises:
             ValidationError: the dict is not an rmem export, or a message in it is bad;
@@ -336,6 +403,10 @@ def _pairs(flat: Sequence[Any]) -> list[tuple[bytes, float]]:
     if flat and isinstance(flat[0], list | tuple):
         return [(p[0], float(p[1])) for p in flat]
     return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _module_name(entry: Any) -> str:

@@ -157,6 +157,9 @@ class AsyncMemories:
         Raises:
             ValidationError: bad input (nothing is written), including a vector whose
                 dimension is not the index's.
+            CorruptDataError: the record's hash, its tombstone or the namespace's revision
+                was damaged by something else (``key`` names it); nothing is written.
+                ``delete(id)`` heals a damaged record.
         """
         records = await self.add_many(
             [
@@ -184,6 +187,7 @@ class AsyncMemories:
 
         Raises:
             ValidationError: any bad item; the whole batch is refused and nothing is written.
+            CorruptDataError: as for :meth:`add`, for any item; nothing is written.
         """
         if not isinstance(dedupe, bool):
             raise ValidationError(f"dedupe must be True or False, not {dedupe!r}")
@@ -250,6 +254,8 @@ class AsyncMemories:
         Raises:
             ValidationError: bad input or no field given; nothing changes.
             NotFoundError: no live record has this id.
+            CorruptDataError: the record's hash or the namespace's revision was damaged by
+                something else (``key`` names it); nothing changes.
         """
         rid = check_record_id(id, self._ns)
         to_set: list[Arg] = []
@@ -298,7 +304,12 @@ class AsyncMemories:
         """Delete a record; return whether a live record was deleted.
 
         A tombstone remembers the delete, so a slower write of an older version cannot bring
-        the record back.
+        the record back. A record hash damaged by something else is removed whatever it
+        holds (and True returned): deleting is how a damaged record is healed.
+
+        Raises:
+            CorruptDataError: the record key holds another type of value, or the namespace's
+                revision is damaged (``key`` names it); nothing is deleted.
         """
         rid = check_record_id(id, self._ns)
         return await self._delete_ids([rid]) == 1
@@ -468,7 +479,11 @@ class AsyncMemories:
             log.warning("rmem search skips a damaged record: %s", exc)
 
     async def count(self) -> int:
-        """Return the number of live records in the namespace."""
+        """Return the number of live records in the namespace.
+
+        Raises:
+            CorruptDataError: the namespace's revision was damaged by something else.
+        """
         reply = await self._backend.run(
             _lua.MEMORY_COUNT, self._count_keys, self._count_args, namespace=self._ns
         )

@@ -158,6 +158,9 @@ class Memories:
         Raises:
             ValidationError: bad input (nothing is written), including a vector whose
                 dimension is not the index's.
+            CorruptDataError: the record's hash, its tombstone or the namespace's revision
+                was damaged by something else (``key`` names it); nothing is written.
+                ``delete(id)`` heals a damaged record.
         """
         records = self.add_many(
             [
@@ -185,6 +188,7 @@ class Memories:
 
         Raises:
             ValidationError: any bad item; the whole batch is refused and nothing is written.
+            CorruptDataError: as for :meth:`add`, for any item; nothing is written.
         """
         if not isinstance(dedupe, bool):
             raise ValidationError(f"dedupe must be True or False, not {dedupe!r}")
@@ -251,6 +255,8 @@ class Memories:
         Raises:
             ValidationError: bad input or no field given; nothing changes.
             NotFoundError: no live record has this id.
+            CorruptDataError: the record's hash or the namespace's revision was damaged by
+                something else (``key`` names it); nothing changes.
         """
         rid = check_record_id(id, self._ns)
         to_set: list[Arg] = []
@@ -299,7 +305,12 @@ class Memories:
         """Delete a record; return whether a live record was deleted.
 
         A tombstone remembers the delete, so a slower write of an older version cannot bring
-        the record back.
+        the record back. A record hash damaged by something else is removed whatever it
+        holds (and True returned): deleting is how a damaged record is healed.
+
+        Raises:
+            CorruptDataError: the record key holds another type of value, or the namespace's
+                revision is damaged (``key`` names it); nothing is deleted.
         """
         rid = check_record_id(id, self._ns)
         return self._delete_ids([rid]) == 1
@@ -469,7 +480,11 @@ class Memories:
             log.warning("rmem search skips a damaged record: %s", exc)
 
     def count(self) -> int:
-        """Return the number of live records in the namespace."""
+        """Return the number of live records in the namespace.
+
+        Raises:
+            CorruptDataError: the namespace's revision was damaged by something else.
+        """
         reply = self._backend.run(
             _lua.MEMORY_COUNT, self._count_keys, self._count_args, namespace=self._ns
         )
