@@ -95,3 +95,43 @@ def test_bench_sync_quick_run_measures_both_paths(redis_url: str, tmp_path: Path
         values = [float(cell) for cell in row[1:5]]
         assert 0 < values[0] <= values[1] <= values[2] <= values[3], row
     assert "<!-- bench_sync:start -->" in report.read_text(encoding="utf-8")
+
+
+def test_bench_reliability_quick_run_loses_nothing_under_a_dropped_link(tmp_path: Path) -> None:
+    # Starts its own Redis servers: faults need a server it can kill and a proxy in front.
+    report = tmp_path / "reliability.md"
+    report.write_text("# Reliability\n", encoding="utf-8")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/bench_reliability.py",
+            "--quick",
+            "--faults",
+            "drop,empty",
+            "--no-rules",
+            "--markdown",
+            str(report),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = {
+        cells[0]: cells
+        for line in proc.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| fault")
+        for cells in [[cell.strip() for cell in line.split("|")[1:-1]]]
+    }
+    assert set(rows) >= {"proxy drop (resets)", "Redis restarts EMPTY (no persistence)"}
+    drop = rows["proxy drop (resets)"]
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| fault"))
+    columns = [cell.strip() for cell in header.split("|")[1:-1]]
+    figures = dict(zip(columns, drop, strict=True))
+    assert int(figures["writes acked during fault"].replace(",", "")) > 0  # it did write, degraded
+    assert (figures["lost"], figures["dups"], figures["converged"]) == ("0", "0", "yes")
+    empty = dict(zip(columns, rows["Redis restarts EMPTY (no persistence)"], strict=True))
+    assert (empty["dups"], empty["converged"]) == ("0", "yes")
+    assert "<!-- bench_reliability:start -->" in report.read_text(encoding="utf-8")
