@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ import rmem
 from rmem._keys import memory_key, memory_keys, session_index, session_keys
 from rmem._replica import SyncEngine
 from tests.conftest import Api
+from tests.test_sync import wait_until
 
 LOCAL_BACKEND = True  # the api tests also run on memory:// (the scripts on fakeredis)
 
@@ -120,17 +120,6 @@ def test_a_damaged_revision_is_named_and_nothing_is_written(api: Api) -> None:
 
 
 # ---------------------------------------------------------------- the sync thread
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    # A deadline, not a threshold: it only bounds how long a broken build takes to fail.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"not true within {timeout} s: {predicate}")
 
 
 @pytest.fixture
