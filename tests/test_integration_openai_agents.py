@@ -218,11 +218,17 @@ def test_is_an_sdk_session(redis_url: str, namespace: str) -> None:
     assert repr(session) == f"<RmemSession {namespace}/chat>"
 
 
-def test_every_item_kind_round_trips_exactly(redis_url: str, namespace: str) -> None:
+# Both read paths: rmem's local replica (the default client), and read-through (sync=False),
+# where the items are made from the stored dicts themselves.
+READ_PATHS = pytest.mark.parametrize("sync", [True, False], ids=["replica", "read-through"])
+
+
+@READ_PATHS
+def test_every_item_kind_round_trips_exactly(redis_url: str, namespace: str, sync: bool) -> None:
     sent = json.loads(json.dumps(EVERY_KIND))  # the caller's items must not be changed
 
     async def scenario() -> None:
-        async with make(redis_url, namespace) as session:
+        async with make(redis_url, namespace, redis_kwargs={"sync": sync}) as session:
             await session.add_items(EVERY_KIND)
             got = await session.get_items()
             assert got == EVERY_KIND
@@ -253,9 +259,10 @@ JSON_VALUES = st.recursive(
 JSON_ITEMS = st.lists(st.dictionaries(JSON_KEYS, JSON_VALUES, max_size=7), min_size=1, max_size=5)
 
 
-def test_any_json_like_item_round_trips_exactly(redis_url: str, namespace: str) -> None:
+@READ_PATHS
+def test_any_json_like_item_round_trips_exactly(redis_url: str, namespace: str, sync: bool) -> None:
     loop = asyncio.new_event_loop()
-    session = make(redis_url, namespace)
+    session = make(redis_url, namespace, redis_kwargs={"sync": sync})
     try:
 
         @settings(max_examples=150, deadline=None)
@@ -276,10 +283,11 @@ def test_any_json_like_item_round_trips_exactly(redis_url: str, namespace: str) 
         loop.close()
 
 
-def test_items_are_plain_rmem_messages_and_back(redis_url: str, namespace: str) -> None:
+@READ_PATHS
+def test_items_are_plain_rmem_messages_and_back(redis_url: str, namespace: str, sync: bool) -> None:
     async def scenario() -> None:
         async with (
-            rmem.AsyncClient.from_url(redis_url, namespace=namespace) as client,
+            rmem.AsyncClient.from_url(redis_url, namespace=namespace, sync=sync) as client,
             RmemSession("mixed", client=client) as session,
         ):
             await session.add_items(EVERY_KIND[:1] + EVERY_KIND[9:11])

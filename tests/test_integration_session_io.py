@@ -61,16 +61,20 @@ odd_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 any_values = st.recursive(
     json_scalars | odd_scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner)
-    | st.dictionaries(st.text(max_size=6) | st.integers(0, 3), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner)
+        | st.dictionaries(st.text(max_size=6) | st.integers(0, 3), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 field_names = st.text(min_size=1, max_size=8).filter(lambda k: k not in ("id", "created_at"))
@@ -232,8 +236,8 @@ def test_a_write_and_a_read_through_are_one_script_run_each(
         batch = [encode({"role": "user", "content": f"m{i}"}, SETTINGS, "m") for i in range(3)]
         extend_encoded(session, [m for m, _ in batch], [p for _, p in batch])
         assert [m.content for m in session.messages()] == ["m0", "m1", "m2"]
-        more = [encode({"role": "user", "content": "m3"}, SETTINGS, "m")]
-        wrote = count_commands(raw, lambda: extend_encoded(session, *map(list, zip(*more))))
+        message, payload = encode({"role": "user", "content": "m3"}, SETTINGS, "m")
+        wrote = count_commands(raw, lambda: extend_encoded(session, [message], [payload]))
         assert wrote.get("evalsha") == 1
         read = count_commands(raw, lambda: read_stored(session))
         # What session.messages() sends: the range and the sliding-TTL touch, pipelined.
