@@ -15,9 +15,11 @@ decoding itself). This module does the same storage work without those layers:
 - :func:`read_stored` / :func:`aread_stored` return a session's stored messages as fresh
   dicts, in the one round trip ``Session.messages`` makes (the range read and the sliding-TTL
   touch, pipelined), when the client keeps no local replicas (``sync=False``);
+- :func:`replace_call` builds the one script run that replaces a session's messages
+  (``lua/agentsession_replace.lua``: ``session_clear`` then ``session_append``).
 
 This is the one place the adapters use rmem's private session internals (``_append``,
-``_keys``, ``_backend``, ``_sync``, ``_damage``)
+``_write_args``, ``_keys``, ``_backend``, ``_sync``, ``_damage``, ``_clock``, ``_policy``)
 and the stored member layout: keep it in step with ``rmem/_async/session.py``.
 """
 
@@ -35,10 +37,12 @@ from rmem._ids import new_id
 from rmem._keys import SessionKeys
 from rmem._lua import ScriptCall
 from rmem._models import Message
-from rmem._session_core import HEAD_LEN, check_last
+from rmem._session_core import HEAD_LEN, append_args, check_last
 from rmem._settings import Settings
 from rmem._sync.session import Session
 from rmem._validate import check_plain
+
+AGENTSESSION_REPLACE: Final = _lua.script("agentsession_replace")
 
 # The fields rmem declares on a message; everything else is kept as an extra field.
 _DECLARED: Final = frozenset(("id", "role", "content", "created_at", "name", "metadata"))
@@ -240,3 +244,40 @@ def decode_stored(members: Sequence[Any], key: str) -> list[dict[str, Any]]:
         ):
             raise CorruptDataError(f"message in {key} is not an rmem message", key=key)
     return items
+
+
+def replace_call(
+    session: Session | AsyncSession, messages: list[Message], payloads: list[bytes]
+) -> ScriptCall:
+    """The script run that replaces every message of ``session`` by ``messages`` (non-empty).
+
+    It clears the session (``session_clear``, stamped first) and appends the new messages
+    (``session_append``, stamped after) in one script: no reader ever sees it in between.
+    """
+    clock = session._clock
+    clear = session._write_args(clock.now_text())
+    stamp = clock.now_text()
+    pairs, _ = append_args(messages, payloads, stamp)
+    append = session._write_args(stamp, *session._policy.args, -1, *pairs)
+    return ScriptCall(AGENTSESSION_REPLACE, session._keys, (len(clear), *clear, *append))
+
+
+async def areplace(session: AsyncSession, messages: list[Message], payloads: list[bytes]) -> None:
+    """Replace every message of ``session`` by ``messages`` (non-empty) in one atomic script.
+
+    Raises:
+        UnavailableError: Redis cannot be reached (nothing changed, or all of it did).
+    """
+    call = replace_call(session, messages, payloads)
+    try:
+        (reply,) = await session._backend.pipeline(
+            (call,), namespace=session._namespace, session=session._id
+        )
+    except (BackendError, CorruptDataError) as exc:
+        raise await session._damage(exc) from exc
+    if session._sync is not None:
+        # Two changes at once: the replica catches up from Redis rather than guess.
+        session._sync.changed_session(session._namespace, session._id)
+    appended = reply[1]
+    if int(appended[0]):  # the append created the session: list it in its namespace
+        await session._client._list_session(session._id, int(appended[1]))

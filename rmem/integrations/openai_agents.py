@@ -49,6 +49,7 @@ from rmem._settings import Settings
 from rmem.integrations._session_io import (
     aextend_encoded,
     aread_stored,
+    areplace,
     array_header,
     encode,
 )
@@ -368,6 +369,32 @@ class RmemSession:
             return
         messages, payloads = self._encode(items)
         await self._run(lambda c, s: aextend_encoded(s, messages, payloads))
+
+    async def _atomic_replace_items(self, items: list[TResponseInputItem]) -> bool:
+        """Replace the whole history by ``items`` in one atomic step; the SDK's compaction hook.
+
+        ``OpenAIResponsesCompactionSession`` calls this (as it does on the SDK's own
+        ``RedisSession``) instead of ``clear_session()`` then ``add_items()``: no reader ever
+        sees the session empty or half written, and a failure leaves the old history. Returns
+        False, so that the SDK uses those two public methods, for a subclass that overrides
+        either of them (its storage transforms must apply).
+
+        Raises:
+            ValidationError: an item is not storable; nothing is changed then.
+            SessionClosedError: the session was closed.
+        """
+        cls = type(self)
+        if cls.add_items is not RmemSession.add_items or (
+            cls.clear_session is not RmemSession.clear_session
+        ):
+            return False
+        self._check_open()
+        messages, payloads = self._encode(items)
+        if not messages:
+            await self._run(lambda c, s: s.delete())  # what clear_session() does
+        else:
+            await self._run(lambda c, s: areplace(s, messages, payloads))
+        return True
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item atomically; None when the session is empty.
