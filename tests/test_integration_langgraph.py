@@ -620,6 +620,24 @@ def test_writers_on_other_clients_and_threads_share_one_store(stores: Stores) ->
     assert len(other.list_namespaces(prefix=("shared",))) == 4
 
 
+@needs_langgraph
+def test_another_instance_reads_each_write_at_once(stores: Stores) -> None:
+    """Store writes publish no sync hint, and need none: a store keeps no local copy of its
+    items (every get, search and listing reads Redis), so another instance's next read, on a
+    client with rmem's local replicas on (the default), already sees the write."""
+    writer = stores.make()
+    reader = stores.make(namespace=stores.namespaces[-1])
+    for n in range(20):
+        writer.put(("u", "a"), "k", {"n": n, "kind": "fact"})
+        got = reader.get(("u", "a"), "k")
+        assert got is not None and got.value == {"n": n, "kind": "fact"}
+        assert [i.value["n"] for i in reader.search(("u",), filter={"kind": "fact"})] == [n]
+    writer.delete(("u", "a"), "k")
+    assert reader.get(("u", "a"), "k") is None
+    assert reader.search(("u",)) == []
+    assert reader.list_namespaces() == []
+
+
 # ---------------------------------------------------------------- benchmark
 
 
