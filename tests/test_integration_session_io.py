@@ -22,7 +22,8 @@ import rmem
 from rmem._codec import unpack
 from rmem._errors import CorruptDataError, ValidationError
 from rmem._session_core import append_args, decode_members, prepare_batch
-from rmem._validate import MAX_DEPTH
+from rmem._validate import MAX_DEPTH, check_plain
+from rmem.integrations._json import check_json
 from rmem.integrations._session_io import (
     aextend_encoded,
     aread_stored,
@@ -302,3 +303,16 @@ def test_stored_payload_decodes_to_the_message(redis_url: str, namespace: str) -
     message, payload = encode({"role": "user", "content": "x" * 3000}, SETTINGS, "m")
     assert payload[0] != 0x01  # over the compression threshold: lz4
     assert unpack(payload) == message.to_dict()
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_values | st.dictionaries(st.text(max_size=4), any_values, max_size=4))
+def test_check_json_agrees_with_check_plain(value: Any) -> None:
+    outcomes = []
+    for check in (check_plain, check_json):
+        try:
+            check(value, "value")
+            outcomes.append("ok")
+        except ValidationError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]

@@ -55,8 +55,9 @@ from rmem._keys import (
 from rmem._lua import Script
 from rmem._search_redis import parse_reply, text_of
 from rmem._settings import Settings
-from rmem._validate import MAX_TTL, check_plain
+from rmem._validate import MAX_TTL
 from rmem.integrations import _langgraph_query as q
+from rmem.integrations._json import check_json
 
 LGSTORE_PUT: Script = _lua.script("lgstore_put")
 LGSTORE_TOUCH: Script = _lua.script("lgstore_touch")
@@ -358,7 +359,7 @@ class StoreCore:
         if not isinstance(op.value, Mapping):
             raise ValidationError(f"an item value must be a dict, not {type(op.value).__name__}")
         value = dict(op.value)
-        check_plain(value, "value")
+        check_json(value, "value")
         packed = pack(
             value,
             compress_threshold=self.settings.compress_threshold,

@@ -41,40 +41,16 @@ from rmem._session_core import HEAD_LEN, append_args, check_last
 from rmem._settings import Settings
 from rmem._sync.session import Session
 from rmem._validate import check_plain
+from rmem.integrations._json import is_plain
 
 AGENTSESSION_REPLACE: Final = _lua.script("agentsession_replace")
 
 # The fields rmem declares on a message; everything else is kept as an extra field.
 _DECLARED: Final = frozenset(("id", "role", "content", "created_at", "name", "metadata"))
-_SCALARS: Final = frozenset((str, int, float, bool, type(None)))
-_FAST_DEPTH: Final = 64  # deeper values go to rmem's own check (which allows up to 256)
 _NUMBER: Final = (float, int)
 _new, _set = Message.__new__, object.__setattr__
 _OPTIONAL_STR: Final = (str, type(None))
 _OPTIONAL_DICT: Final = (dict, type(None))
-
-
-def _plain(value: Any, depth: int) -> bool:
-    """True when ``value`` holds only exact JSON types (str-keyed dicts, lists, tuples, str,
-    int, float, bool, None) and is not too deep; False means "ask rmem's check"."""
-    kind = type(value)
-    if kind in _SCALARS:
-        return True
-    if depth > _FAST_DEPTH:
-        return False
-    if kind is dict:
-        for key, child in value.items():
-            if type(key) is not str:
-                return False
-            if type(child) not in _SCALARS and not _plain(child, depth + 1):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        for child in value:
-            if type(child) not in _SCALARS and not _plain(child, depth + 1):
-                return False
-        return True
-    return False
 
 
 def encode(fields: dict[str, Any], settings: Settings, where: str) -> tuple[Message, bytes]:
@@ -109,7 +85,7 @@ def encode(fields: dict[str, Any], settings: Settings, where: str) -> tuple[Mess
         stored["metadata"] = metadata
     if extra:
         stored.update(extra)
-    if not _plain(stored, 0):
+    if not is_plain(stored):
         # What Session.extend checks, on the same values (its depth limit, its errors).
         if not isinstance(content, str):
             check_plain(content, f"{where} content")
