@@ -336,6 +336,31 @@ class StoreCore:
             yield from self._plan_puts(list(puts.values()))
         return results
 
+    def plan_get(self, namespace: object, key: object, refresh_ttl: bool) -> Plan[Item | None]:
+        """``plan_batch([GetOp(namespace, key, refresh_ttl)])``, without planning a batch.
+
+        A single get is the store's most frequent call (LangGraph's ``BaseStore.get``): one
+        ``HMGET``, then the TTL touch when asked and the item has a TTL, as in a batch.
+
+        Raises:
+            InvalidNamespace: a label LangGraph refuses.
+            ValidationError: a key that is not a str.
+        """
+        labels = check_labels(namespace)
+        key = _check_key(key)
+        if self.search_module is None:
+            yield from self.plan_setup()
+        path = encode_path(labels)
+        (reply,) = yield [("HMGET", item_key(self.namespace, path, key), *_GET_FIELDS)]
+        if reply[0] is None:
+            return None
+        fields = dict(zip(_GET_FIELDS, reply, strict=True))
+        value, created, updated = self._decode(labels, key, fields)
+        item = Item(value=value, key=key, namespace=labels, created_at=created, updated_at=updated)
+        if refresh_ttl and int(fields["ttl"] or 0) > 0:
+            yield self._touch_round([_Read(path, key, fields["seq"], int(fields["nv"] or 0))])
+        return item
+
     def _check_list(self, op: ListNamespacesOp) -> None:
         for condition in op.match_conditions or ():
             if condition.match_type not in ("prefix", "suffix"):
