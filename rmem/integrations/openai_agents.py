@@ -211,7 +211,8 @@ class RmemSession:
 
     Implements the SDK's ``Session`` protocol (``session_id``, ``session_settings``,
     ``get_items``, ``add_items``, ``pop_item``, ``clear_session``) plus ``close`` and ``ping``
-    like the SDK's ``RedisSession``. Making one does no I/O.
+    like the SDK's ``RedisSession``, and the hook its compaction uses to replace a history
+    atomically (``_atomic_replace_items``). Making one does no I/O.
 
     Args:
         session_id: the conversation id (1-256 characters, no control characters).
