@@ -14,6 +14,7 @@ import multiprocessing
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -272,6 +273,41 @@ def test_add_messages_is_one_round_trip(history: RmemChatMessageHistory, redis_u
         marker.close()
     assert sent == ["EVALSHA"]  # one script call; its XADDs etc. run inside it
     assert [m.content for m in history.messages] == ["first"] + [f"m{i}" for i in range(50)]
+
+
+@pytest.mark.parametrize("sync", [True, False], ids=["replica", "read-through"])
+def test_changing_a_message_read_or_written_changes_nothing_stored(
+    redis_url: str, namespace: str, sync: bool
+) -> None:
+    """rmem's local replica hands out shared messages: what a read returns must be a copy."""
+    with rmem.Client.from_url(redis_url, namespace=namespace, sync=sync) as client:
+        history = RmemChatMessageHistory("chat", client=client)
+        written = every_kind()
+        history.add_messages(written)
+        written[2].response_metadata["changed"] = "after add_messages"
+        if sync:  # wait until the replica is caught up: it then serves the reads
+            deadline = time.monotonic() + 5
+            while not replica_serves(client, "chat"):
+                assert time.monotonic() < deadline, "the replica never caught up"
+                history.messages  # noqa: B018 - a read opens the replica
+                time.sleep(0.005)
+        first = history.messages
+        ai = first[2]
+        assert isinstance(ai, AIMessage)
+        ai.response_metadata["changed"] = True
+        ai.tool_calls[0]["args"]["q"] = "changed"
+        ai.additional_kwargs["nested"]["a"].append("changed")
+        first[1].content[0]["text"] = "changed"  # type: ignore[index]
+        assert_same(history.messages, every_kind())
+        assert_same(to_langchain(history.session.messages()), every_kind())
+        assert not sync or replica_serves(client, "chat")  # the reads above came from it
+
+
+def replica_serves(client: rmem.Client, session_id: str) -> bool:
+    sync = client._sync
+    assert sync is not None
+    with sync.lock:
+        return sync.session(client.namespace, session_id) is not None
 
 
 def test_a_bad_message_refuses_the_whole_batch(history: RmemChatMessageHistory) -> None:

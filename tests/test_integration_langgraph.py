@@ -620,6 +620,46 @@ def test_writers_on_other_clients_and_threads_share_one_store(stores: Stores) ->
     assert len(other.list_namespaces(prefix=("shared",))) == 4
 
 
+@needs_langgraph
+def test_get_answers_as_a_batch_of_one_get(redis_url: str, namespace: str) -> None:
+    """RmemStore.get skips the batch planning; what it returns and refuses must not change."""
+    with RmemStore.from_conn_string(redis_url, namespace=namespace, ttl={"default_ttl": 5}) as s:
+        s.put(("a", "b"), "k", {"v": [1, {"x": None}]})
+        s.put(("a",), "k2", {"v": 2}, ttl=None)
+        for ns, key in ((("a", "b"), "k"), (("a",), "k2"), (("a",), "k"), (("z",), "k")):
+            for refresh in (None, True, False):
+                got = s.get(ns, key, refresh_ttl=refresh)
+                want = s.batch([GetOp(ns, key, refresh_ttl=refresh is not False)])[0]
+                assert (got is None) == (want is None)
+                if got is not None and want is not None:
+                    assert got.dict() == want.dict()
+        assert s.get(("a", "b"), 7) is None  # type: ignore[arg-type]  # str(key), as BaseStore
+        assert s.get((), "k") is None  # as BaseStore.get and a batch: no such item
+        for bad in (("a.b",), ("",), ("a", 3), ("a\x00",)):
+            with pytest.raises(InvalidNamespaceError):
+                s.get(bad, "k")  # type: ignore[arg-type]
+            with pytest.raises(InvalidNamespaceError):
+                s.batch([GetOp(bad, "k")])  # type: ignore[arg-type]
+
+
+@needs_langgraph
+def test_another_instance_reads_each_write_at_once(stores: Stores) -> None:
+    """Store writes publish no sync hint, and need none: a store keeps no local copy of its
+    items (every get, search and listing reads Redis), so another instance's next read, on a
+    client with rmem's local replicas on (the default), already sees the write."""
+    writer = stores.make()
+    reader = stores.make(namespace=stores.namespaces[-1])
+    for n in range(20):
+        writer.put(("u", "a"), "k", {"n": n, "kind": "fact"})
+        got = reader.get(("u", "a"), "k")
+        assert got is not None and got.value == {"n": n, "kind": "fact"}
+        assert [i.value["n"] for i in reader.search(("u",), filter={"kind": "fact"})] == [n]
+    writer.delete(("u", "a"), "k")
+    assert reader.get(("u", "a"), "k") is None
+    assert reader.search(("u",)) == []
+    assert reader.list_namespaces() == []
+
+
 # ---------------------------------------------------------------- benchmark
 
 

@@ -218,11 +218,17 @@ def test_is_an_sdk_session(redis_url: str, namespace: str) -> None:
     assert repr(session) == f"<RmemSession {namespace}/chat>"
 
 
-def test_every_item_kind_round_trips_exactly(redis_url: str, namespace: str) -> None:
+# Both read paths: rmem's local replica (the default client), and read-through (sync=False),
+# where the items are made from the stored dicts themselves.
+READ_PATHS = pytest.mark.parametrize("sync", [True, False], ids=["replica", "read-through"])
+
+
+@READ_PATHS
+def test_every_item_kind_round_trips_exactly(redis_url: str, namespace: str, sync: bool) -> None:
     sent = json.loads(json.dumps(EVERY_KIND))  # the caller's items must not be changed
 
     async def scenario() -> None:
-        async with make(redis_url, namespace) as session:
+        async with make(redis_url, namespace, redis_kwargs={"sync": sync}) as session:
             await session.add_items(EVERY_KIND)
             got = await session.get_items()
             assert got == EVERY_KIND
@@ -253,9 +259,10 @@ JSON_VALUES = st.recursive(
 JSON_ITEMS = st.lists(st.dictionaries(JSON_KEYS, JSON_VALUES, max_size=7), min_size=1, max_size=5)
 
 
-def test_any_json_like_item_round_trips_exactly(redis_url: str, namespace: str) -> None:
+@READ_PATHS
+def test_any_json_like_item_round_trips_exactly(redis_url: str, namespace: str, sync: bool) -> None:
     loop = asyncio.new_event_loop()
-    session = make(redis_url, namespace)
+    session = make(redis_url, namespace, redis_kwargs={"sync": sync})
     try:
 
         @settings(max_examples=150, deadline=None)
@@ -276,10 +283,11 @@ def test_any_json_like_item_round_trips_exactly(redis_url: str, namespace: str) 
         loop.close()
 
 
-def test_items_are_plain_rmem_messages_and_back(redis_url: str, namespace: str) -> None:
+@READ_PATHS
+def test_items_are_plain_rmem_messages_and_back(redis_url: str, namespace: str, sync: bool) -> None:
     async def scenario() -> None:
         async with (
-            rmem.AsyncClient.from_url(redis_url, namespace=namespace) as client,
+            rmem.AsyncClient.from_url(redis_url, namespace=namespace, sync=sync) as client,
             RmemSession("mixed", client=client) as session,
         ):
             await session.add_items(EVERY_KIND[:1] + EVERY_KIND[9:11])
@@ -498,6 +506,149 @@ def test_pop_and_clear(redis_url: str, namespace: str) -> None:
             assert await session.get_items() == [{"role": "user", "content": "again"}]
 
     run(scenario)
+
+
+@pytest.mark.parametrize("automatic", [False, True], ids=["forced", "runner"])
+@pytest.mark.parametrize("empty", [False, True], ids=["output", "no-output"])
+def test_compaction_replaces_history_atomically(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch, automatic: bool, empty: bool
+) -> None:
+    """After every round trip the session sends, another process's reader sees the whole old
+    history or the whole new one, never an empty session (adapted from the SDK's
+    ``test_compaction_replaces_redis_history_atomically``, which observes RedisSession's
+    pipelines the same way; against clear_session() + add_items() it sees ``[]``)."""
+    from types import SimpleNamespace
+    from unittest.mock import AsyncMock
+
+    from agents.memory import OpenAIResponsesCompactionSession
+
+    history: list[Any] = [{"role": "user", "content": "original"}]
+    output: list[Any] = [] if empty else [{"type": "compaction", "encrypted_content": "gA"}]
+
+    async def scenario() -> list[list[Any]]:
+        async with (
+            make(redis_url, namespace, "compact", ttl=3600) as backend,
+            make(redis_url, namespace, "compact", redis_kwargs={"sync": False}) as reader,
+        ):
+            await backend.add_items(history)
+            compact = AsyncMock(return_value=SimpleNamespace(usage=None, output=output))
+            session = OpenAIResponsesCompactionSession(
+                backend.session_id,
+                backend,
+                client=SimpleNamespace(responses=SimpleNamespace(compact=compact)),  # type: ignore[arg-type]
+                compaction_mode="input",
+                should_trigger_compaction=lambda _: True,
+            )
+            observations: list[list[Any]] = []
+            rmem_backend = backend.client._backend
+            send = rmem_backend.pipeline
+
+            async def observed(*args: Any, **kwargs: Any) -> Any:
+                replies = await send(*args, **kwargs)
+                observations.append(await reader.get_items())
+                return replies
+
+            with monkeypatch.context() as patch:
+                patch.setattr(rmem_backend, "pipeline", observed)
+                if automatic:
+                    model = ScriptedModel([[assistant_message("reply")]])
+                    await Runner.run(Agent(name="a", model=model), "next", session=session)
+                else:
+                    await session.run_compaction({"force": True})
+            compact.assert_awaited_once()
+            assert await reader.get_items() == output
+            assert await backend.get_items() == output
+            info = await reader.rmem_session.info() if not empty else None
+            assert info is None or (info.ttl_policy == 3600 and info.sliding)
+            return observations
+
+    observations = run(scenario)
+    assert observations and observations[-1] == output
+    if not empty:
+        assert all(observations), observations  # never an empty history in between
+
+
+def test_atomic_replace_refuses_bad_items_before_changing_anything(
+    redis_url: str, namespace: str
+) -> None:
+    async def scenario() -> None:
+        async with make(redis_url, namespace) as session:
+            await session.add_items([{"role": "user", "content": "kept"}])
+            with pytest.raises(rmem.ValidationError):
+                await session._atomic_replace_items([{"content": object()}])  # type: ignore[list-item]
+            assert await session.get_items() == [{"role": "user", "content": "kept"}]
+            # A replacement of a session that does not exist creates (and lists) it.
+            await session.clear_session()
+            assert await session._atomic_replace_items([EVERY_KIND[9]]) is True
+            assert await session.get_items() == [EVERY_KIND[9]]
+            assert await session.client.sessions() == [session.session_id]
+
+    run(scenario)
+
+
+def test_atomic_replace_is_left_to_the_sdk_for_subclasses_that_store_differently(
+    redis_url: str, namespace: str
+) -> None:
+    class Transforming(RmemSession):
+        async def add_items(self, items: list[Any]) -> None:
+            await super().add_items([{**item, "tag": 1} for item in items])
+
+    class Plain(RmemSession):
+        pass
+
+    async def scenario() -> None:
+        client = rmem.AsyncClient.from_url(redis_url, namespace=namespace)
+        async with client:
+            assert await Transforming("a", client=client)._atomic_replace_items([]) is False
+            plain = Plain("b", client=client)
+            assert await plain._atomic_replace_items([{"role": "user", "content": "x"}])
+            assert await plain.get_items() == [{"role": "user", "content": "x"}]
+
+    run(scenario)
+
+
+def test_atomic_replace_works_on_the_local_backend(namespace: str) -> None:
+    async def scenario() -> None:
+        async with RmemSession.from_url("m", url="memory://") as session:
+            await session.add_items([{"role": "user", "content": str(i)} for i in range(3)])
+            assert await session._atomic_replace_items([{"role": "user", "content": "new"}])
+            assert await session.get_items() == [{"role": "user", "content": "new"}]
+
+    run(scenario)
+
+
+def test_atomic_replace_while_redis_is_unreachable_is_replayed(
+    redis_server: Any, redis_url: str, namespace: str
+) -> None:
+    """Degraded, the replacement is served by the local store and queued; the recovery replays
+    it (its clear and append keep their stamps), so Redis ends with the new history only."""
+    from tests._faults import FaultProxy
+
+    summary = [{"role": "user", "content": "summary"}]
+
+    async def scenario(proxy: FaultProxy) -> None:
+        options = {"socket_timeout": 0.5, "connect_timeout": 0.5}
+        async with RmemSession.from_url(
+            "off", url=proxy.url, namespace=namespace, redis_kwargs=options
+        ) as session:
+            await session.add_items([{"role": "user", "content": str(i)} for i in range(3)])
+            proxy.drop()
+            assert await session._atomic_replace_items(summary)
+            health = await session.client.health()
+            assert health.state == "degraded" and health.pending_writes >= 1
+            assert await session.get_items() == summary
+            proxy.heal()
+            for _ in range(500):
+                health = await session.client.health()
+                if health.state == "connected" and health.pending_writes == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert health.state == "connected" and health.pending_writes == 0
+        async with make(redis_url, namespace, "off", redis_kwargs={"sync": False}) as reader:
+            assert await reader.get_items() == summary
+
+    with FaultProxy.in_front_of(redis_server) as proxy:
+        run(lambda: scenario(proxy))
 
 
 def test_ttl_namespace_and_client_options(redis_url: str, namespace: str) -> None:

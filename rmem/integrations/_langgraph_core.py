@@ -55,8 +55,9 @@ from rmem._keys import (
 from rmem._lua import Script
 from rmem._search_redis import parse_reply, text_of
 from rmem._settings import Settings
-from rmem._validate import MAX_TTL, check_plain
+from rmem._validate import MAX_TTL
 from rmem.integrations import _langgraph_query as q
+from rmem.integrations._json import check_json
 
 LGSTORE_PUT: Script = _lua.script("lgstore_put")
 LGSTORE_TOUCH: Script = _lua.script("lgstore_touch")
@@ -335,6 +336,31 @@ class StoreCore:
             yield from self._plan_puts(list(puts.values()))
         return results
 
+    def plan_get(self, namespace: object, key: object, refresh_ttl: bool) -> Plan[Item | None]:
+        """``plan_batch([GetOp(namespace, key, refresh_ttl)])``, without planning a batch.
+
+        A single get is the store's most frequent call (LangGraph's ``BaseStore.get``): one
+        ``HMGET``, then the TTL touch when asked and the item has a TTL, as in a batch.
+
+        Raises:
+            InvalidNamespace: a label LangGraph refuses.
+            ValidationError: a key that is not a str.
+        """
+        labels = check_labels(namespace)
+        key = _check_key(key)
+        if self.search_module is None:
+            yield from self.plan_setup()
+        path = encode_path(labels)
+        (reply,) = yield [("HMGET", item_key(self.namespace, path, key), *_GET_FIELDS)]
+        if reply[0] is None:
+            return None
+        fields = dict(zip(_GET_FIELDS, reply, strict=True))
+        value, created, updated = self._decode(labels, key, fields)
+        item = Item(value=value, key=key, namespace=labels, created_at=created, updated_at=updated)
+        if refresh_ttl and int(fields["ttl"] or 0) > 0:
+            yield self._touch_round([_Read(path, key, fields["seq"], int(fields["nv"] or 0))])
+        return item
+
     def _check_list(self, op: ListNamespacesOp) -> None:
         for condition in op.match_conditions or ():
             if condition.match_type not in ("prefix", "suffix"):
@@ -358,7 +384,7 @@ class StoreCore:
         if not isinstance(op.value, Mapping):
             raise ValidationError(f"an item value must be a dict, not {type(op.value).__name__}")
         value = dict(op.value)
-        check_plain(value, "value")
+        check_json(value, "value")
         packed = pack(
             value,
             compress_threshold=self.settings.compress_threshold,

@@ -23,10 +23,11 @@ matching LangChain message.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar, get_args, get_type_hints, is_typeddict
 
+import msgpack
 from pydantic import BaseModel as PydanticBaseModel
 
 from rmem._async.client import AsyncClient
@@ -37,6 +38,14 @@ from rmem._session_core import UNSET, Unset
 from rmem._settings import Settings
 from rmem._sync.client import Client
 from rmem._sync.session import Session
+from rmem.integrations._session_io import (
+    aextend_encoded,
+    aread_stored,
+    array_header,
+    encode,
+    extend_encoded,
+    read_stored,
+)
 
 __all__ = [
     "MissingExtraError",
@@ -148,22 +157,32 @@ def from_rmem(message: Message) -> dict[str, Any]:
     Messages written by this module come back exactly; others are mapped by role ("user" ->
     human, "assistant" -> ai, "system", "tool" with a ``tool_call_id``, "function" with a
     name, any other role -> a chat message), with their other fields in ``additional_kwargs``.
+    The item shares nested values with ``message``.
     """
-    extra = dict(message.model_extra or {})
-    lc_type = extra.pop("lc_type", None)
-    if isinstance(lc_type, str):
-        clashes = extra.pop("lc_fields", None)
-        if isinstance(clashes, dict):
-            extra.update(clashes)
-        data = extra
-        data["content"] = message.content
-        data["name"] = message.name
-        data["id"] = data.pop("lc_id", None)
-        data["type"] = lc_type
-        if _base_type(lc_type) == "chat":
-            data.setdefault("role", message.role)
-        return {"type": lc_type, "data": data}
-    return _foreign(message, extra)
+    return _item_of(message.to_dict())[0]
+
+
+def _item_of(stored: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """``from_rmem`` on a message's stored dict, which it takes over; also returns its id."""
+    lc_type = stored.pop("lc_type", None)
+    mid = stored.pop("id", "?")
+    if not isinstance(lc_type, str):
+        message = Message.from_stored_many([{"id": mid, **stored}])[0]
+        return _foreign(message, dict(message.__pydantic_extra__ or {})), mid
+    role = stored.pop("role", None)
+    stored.pop("created_at", None)
+    stored.pop("metadata", None)
+    clashes = stored.pop("lc_fields", None)
+    if isinstance(clashes, dict):
+        stored.update(clashes)
+    data = stored
+    data.setdefault("content", None)
+    data.setdefault("name", None)
+    data["id"] = data.pop("lc_id", None)
+    data["type"] = lc_type
+    if _base_type(lc_type) == "chat":
+        data.setdefault("role", role)
+    return {"type": lc_type, "data": data}, mid
 
 
 def _foreign(message: Message, extra: dict[str, Any]) -> dict[str, Any]:
@@ -195,18 +214,53 @@ def to_langchain(
 ) -> list[BaseMessage]:
     """Rebuild LangChain messages from stored rmem messages (no I/O).
 
-    A message this module wrote holds a whole ``model_dump()`` of its class: when the class
-    keeps plain data only (as every LangChain message class does today), it is rebuilt by
-    setting its state, as pydantic's validation would, without validating again (reading a
-    history is on every turn's path, and validation costs 10-25 µs a message). Anything else
-    goes through ``messages_from_dict``.
+    The LangChain messages share nothing with ``messages`` (rmem's local replica hands out
+    shared ``Message`` instances: changing a returned message must not change it). A message
+    this module wrote holds a whole ``model_dump()`` of its class: when the class keeps plain
+    data only (as every LangChain message class does today), it is rebuilt by setting its
+    state, as pydantic's validation would, without validating again (reading a history is
+    on every turn's path, and validation costs 10-25 µs a message). Anything else goes
+    through ``messages_from_dict``.
 
     Raises:
         CorruptDataError: a message written as a LangChain message no longer validates.
     """
-    out: list[BaseMessage] = []
+    if not messages:
+        return []
+    # One deep copy of them all, at C speed.
+    packed = msgpack.packb([_item_of(m.to_dict()) for m in messages], use_bin_type=True)
+    return _build(msgpack.unpackb(packed, raw=False), namespace, session)
+
+
+# The LangChain form of the local replica's messages, packed, by the identity of rmem's
+# shared (and never changed) Message instances: a read from the replica is then one C call
+# that makes new objects, whichever history object reads (apps make one per request).
+_REPLICA_FORMS: dict[int, tuple[Message, bytes]] = {}
+_REPLICA_FORMS_MAX: Final = 8192  # then it starts over
+
+
+def _from_replica(messages: Sequence[Message], namespace: str, session: str) -> list[BaseMessage]:
+    """:func:`to_langchain` for the messages rmem's local replica handed out."""
+    forms = _REPLICA_FORMS
+    if len(forms) > _REPLICA_FORMS_MAX:
+        forms.clear()
+    parts = [array_header(len(messages))]
     for message in messages:
-        item = from_rmem(message)
+        form = forms.get(id(message))
+        if form is None or form[0] is not message:
+            # The entry keeps the message alive, so its id() is not reused meanwhile.
+            packed = msgpack.packb(_item_of(message.to_dict()), use_bin_type=True)
+            form = forms[id(message)] = (message, packed)
+        parts.append(form[1])
+    return _build(msgpack.unpackb(b"".join(parts), raw=False), namespace, session)
+
+
+def _build(
+    items: Iterable[Sequence[Any]], namespace: str | None, session: str | None
+) -> list[BaseMessage]:
+    """LangChain messages from ``(messages_from_dict item, rmem id)`` pairs they take over."""
+    out: list[BaseMessage] = []
+    for item, mid in items:
         built = _rebuild(item["type"], item["data"])
         if built is None:
             try:
@@ -214,7 +268,7 @@ def to_langchain(
             except Exception as exc:  # validators raise KeyError, TypeError, ... on bad data
                 where = f"session {namespace}/{session}" if session else "the session"
                 raise CorruptDataError(
-                    f"message {message.id} in {where} is not a LangChain message: {exc}",
+                    f"message {mid} in {where} is not a LangChain message: {exc}",
                     namespace=namespace,
                     session=session,
                 ) from None
@@ -287,10 +341,20 @@ def _holds_model(annotation: Any, seen: frozenset[Any] = frozenset()) -> bool:
     return any(_holds_model(arg, seen) for arg in get_args(annotation))
 
 
-def _encode(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+def _encode(
+    messages: Sequence[BaseMessage], settings: Settings
+) -> tuple[list[Message], list[bytes]]:
+    """Check and pack every message of a batch, or raise for the first bad one."""
     if isinstance(messages, BaseMessage):
         raise ValidationError("add_messages() takes a sequence of messages, not one message")
-    return [to_rmem(m, f"message {i}") for i, m in enumerate(messages)]
+    built: list[Message] = []
+    payloads: list[bytes] = []
+    for i, m in enumerate(messages):
+        where = f"message {i}"
+        message, payload = encode(to_rmem(m, where), settings, where)
+        built.append(message)
+        payloads.append(payload)
+    return built, payloads
 
 
 class RmemChatMessageHistory(BaseChatMessageHistory):
@@ -383,6 +447,7 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
                 )
             client = client.with_namespace(async_client.namespace)
         self.session_id = session_id
+        self._settings = client.settings
         self._session: Session = client.session(session_id, ttl=ttl, sliding=sliding)
         self._async_session: AsyncSession | None = (
             async_client.session(session_id, ttl=ttl, sliding=sliding) if async_client else None
@@ -411,7 +476,10 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
             CorruptDataError: a stored message cannot be decoded.
             UnavailableError: Redis cannot be reached.
         """
-        return to_langchain(self._session.messages(), self.namespace, self.session_id)
+        stored = read_stored(self._session)
+        if stored is None:  # the client keeps replicas: rmem serves the read
+            return _from_replica(self._session.messages(), self.namespace, self.session_id)
+        return _build(map(_item_of, stored), self.namespace, self.session_id)
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append ``messages`` in order, in one atomic round trip.
@@ -421,9 +489,7 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
                 JSON-like, or is over ``max_message_bytes``; nothing is written then.
             UnavailableError: Redis cannot be reached.
         """
-        batch = _encode(messages)
-        if batch:
-            self._session.extend(batch)
+        extend_encoded(self._session, *_encode(messages, self._settings))
 
     def clear(self) -> None:
         """Delete the session and every message in it (nothing happens when it is empty)."""
@@ -431,19 +497,23 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
 
     async def aget_messages(self) -> list[BaseMessage]:
         """Async :attr:`messages`."""
-        if self._async_session is None:
+        session = self._async_session
+        if session is None:
             return await self._in_executor(lambda: self.messages)
-        return to_langchain(await self._async_session.messages(), self.namespace, self.session_id)
+        stored = await aread_stored(session)
+        if stored is None:
+            return _from_replica(await session.messages(), self.namespace, self.session_id)
+        return _build(map(_item_of, stored), self.namespace, self.session_id)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Async :meth:`add_messages`: one atomic round trip."""
-        batch = _encode(messages)
+        batch, payloads = _encode(messages, self._settings)
         if not batch:
             return
         if self._async_session is None:
-            await self._in_executor(lambda: self._session.extend(batch))
+            await self._in_executor(lambda: extend_encoded(self._session, batch, payloads))
         else:
-            await self._async_session.extend(batch)
+            await aextend_encoded(self._async_session, batch, payloads)
 
     async def aclear(self) -> None:
         """Async :meth:`clear`."""

@@ -53,7 +53,7 @@ __all__ = ["AsyncRmemStore", "InvalidNamespace", "MissingExtraError", "RmemStore
 
 
 try:
-    from langgraph.store.base import BaseStore, IndexConfig, Op, Result, TTLConfig
+    from langgraph.store.base import BaseStore, IndexConfig, Item, Op, Result, TTLConfig
     from langgraph.store.base.batch import AsyncBatchedBaseStore
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
     raise MissingExtraError(
@@ -207,6 +207,19 @@ class RmemStore(BaseStore):
             SchemaMismatchError: the vector index exists with other dims or distance.
         """
         _run(self._core, self._client, self._core.plan_setup())
+
+    def get(
+        self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None
+    ) -> Item | None:
+        """Return the item, or None (``BaseStore.get``: one ``HMGET`` round trip).
+
+        Raises:
+            InvalidNamespace: a namespace label LangGraph refuses.
+        """
+        if refresh_ttl is None:
+            refresh_ttl = (self.ttl_config or {}).get("refresh_on_read", True)
+        plan = self._core.plan_get(namespace, str(key), bool(refresh_ttl))
+        return _run(self._core, self._client, plan)
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run ``ops``; reads see the store as it was before the batch's puts (as PostgresStore).

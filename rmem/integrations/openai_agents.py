@@ -45,6 +45,14 @@ from rmem._async.session import AsyncSession
 from rmem._errors import CorruptDataError, MissingExtraError, RmemError, ValidationError
 from rmem._models import Message
 from rmem._session_core import UNSET, Unset
+from rmem._settings import Settings
+from rmem.integrations._session_io import (
+    aextend_encoded,
+    aread_stored,
+    areplace,
+    array_header,
+    encode,
+)
 
 __all__ = [
     "ENVELOPE",
@@ -155,6 +163,20 @@ def message_to_item(message: Message) -> dict[str, Any]:
     return item
 
 
+def _stored_to_item(stored: dict[str, Any]) -> dict[str, Any]:
+    """:func:`message_to_item` on a message's stored dict, which becomes the item."""
+    mid = stored.pop("id")
+    stored.pop("created_at", None)
+    stored.setdefault("content", None)
+    for declared in ("name", "metadata"):  # rmem reads a None one as absent
+        if declared in stored and stored[declared] is None:
+            del stored[declared]
+    envelope = stored.pop(ENVELOPE, None)
+    if envelope is not None:
+        _apply_envelope(stored, envelope, mid)
+    return stored
+
+
 def _copy(items: Any) -> Any:
     """Deep-copy JSON-like values (tuples become lists), at C speed.
 
@@ -170,15 +192,6 @@ def _copy(items: Any) -> Any:
         return msgpack.unpackb(msgpack.packb(items, use_bin_type=True), raw=False)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(f"items hold a value that cannot be stored: {exc}") from None
-
-
-def _array_header(n: int) -> bytes:
-    """The msgpack header of an array of ``n`` elements."""
-    if n <= 15:
-        return bytes((0x90 | n,))
-    if n <= 0xFFFF:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def _apply_envelope(item: dict[str, Any], envelope: object, message_id: str) -> None:
@@ -198,7 +211,8 @@ class RmemSession:
 
     Implements the SDK's ``Session`` protocol (``session_id``, ``session_settings``,
     ``get_items``, ``add_items``, ``pop_item``, ``clear_session``) plus ``close`` and ``ping``
-    like the SDK's ``RedisSession``. Making one does no I/O.
+    like the SDK's ``RedisSession``, and the hook its compaction uses to replace a history
+    atomically (``_atomic_replace_items``). Making one does no I/O.
 
     Args:
         session_id: the conversation id (1-256 characters, no control characters).
@@ -251,6 +265,7 @@ class RmemSession:
             else SessionSettings()
         )
         self._root = root
+        self._settings: Settings = root.settings
         self._client = view
         self._session = handle
         self._ttl = ttl
@@ -324,15 +339,17 @@ class RmemSession:
         """
         self._check_open()
         count = resolve_session_limit(limit, self.session_settings)
-        if count is None:
-            messages = await self._run(lambda c, s: s.messages())
-        else:
+        if count is not None:
             if isinstance(count, bool) or not isinstance(count, int):
                 raise ValidationError(f"limit must be an int or None, not {count!r}")
             if count <= 0:
                 return []
-            last: int = count
-            messages = await self._run(lambda c, s: s.messages(last=last))
+        last: int | None = count
+        # A client without local replicas: the stored dicts become the items themselves.
+        stored = await self._run(lambda c, s: aread_stored(s, last))
+        if stored is not None:
+            return cast("list[TResponseInputItem]", [_stored_to_item(d) for d in stored])
+        messages = await self._run(lambda c, s: s.messages(last=last))
         return cast("list[TResponseInputItem]", self._items(messages))
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
@@ -351,9 +368,34 @@ class RmemSession:
             raise ValidationError(f"items must be a list of dicts, not {type(items).__name__}")
         if not items:
             return
-        copies = _copy(items)
-        messages = [item_to_message(item, index) for index, item in enumerate(copies)]
-        await self._run(lambda c, s: s.extend(messages))
+        messages, payloads = self._encode(items)
+        await self._run(lambda c, s: aextend_encoded(s, messages, payloads))
+
+    async def _atomic_replace_items(self, items: list[TResponseInputItem]) -> bool:
+        """Replace the whole history by ``items`` in one atomic step; the SDK's compaction hook.
+
+        ``OpenAIResponsesCompactionSession`` calls this (as it does on the SDK's own
+        ``RedisSession``) instead of ``clear_session()`` then ``add_items()``: no reader ever
+        sees the session empty or half written, and a failure leaves the old history. Returns
+        False, so that the SDK uses those two public methods, for a subclass that overrides
+        either of them (its storage transforms must apply).
+
+        Raises:
+            ValidationError: an item is not storable; nothing is changed then.
+            SessionClosedError: the session was closed.
+        """
+        cls = type(self)
+        if cls.add_items is not RmemSession.add_items or (
+            cls.clear_session is not RmemSession.clear_session
+        ):
+            return False
+        self._check_open()
+        messages, payloads = self._encode(items)
+        if not messages:
+            await self._run(lambda c, s: s.delete())  # what clear_session() does
+        else:
+            await self._run(lambda c, s: areplace(s, messages, payloads))
+        return True
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item atomically; None when the session is empty.
@@ -408,13 +450,28 @@ class RmemSession:
     ) -> None:
         await self.close()
 
+    def _encode(self, items: object) -> tuple[list[Message], list[bytes]]:
+        """Check and pack a list of items, or raise before anything is written."""
+        if isinstance(items, str | bytes | Mapping) or not isinstance(items, list | tuple):
+            raise ValidationError(f"items must be a list of dicts, not {type(items).__name__}")
+        settings = self._settings
+        messages: list[Message] = []
+        payloads: list[bytes] = []
+        # Copies first: the stored messages own their values (and bad values fail here).
+        for index, item in enumerate(_copy(items)):
+            where = f"item {index}"
+            message, payload = encode(item_to_message(item, index), settings, where)
+            messages.append(message)
+            payloads.append(payload)
+        return messages, payloads
+
     def _items(self, messages: list[Message]) -> list[dict[str, Any]]:
         # New dicts and lists for every call, never shared with rmem's replica or earlier
         # results: the items are decoded from bytes.
         packed = self._packed
         if len(packed) > _PACKED_CACHE_MAX:
             packed.clear()
-        parts = [_array_header(len(messages))]
+        parts = [array_header(len(messages))]
         for message in messages:
             key = (message.id, message.created_at)
             data = packed.get(key)

@@ -1,0 +1,259 @@
+"""Session storage below rmem's public ``Session`` API, shared by the session adapters.
+
+The LangChain and OpenAI Agents adapters build the fields of each rmem message themselves and
+want them back as plain dicts. Through ``Session.extend`` every message would be validated
+by pydantic and walked for JSON-only values a second time (15-25 µs a message, most of the
+client CPU of a batch write), and through ``Session.messages`` every stored message would
+become an ``rmem.Message`` only to be taken apart again (5-6 µs a message, more than the
+decoding itself). This module does the same storage work without those layers:
+
+- :func:`encode` checks one message's fields by rmem's rules (the same checks and errors as
+  ``Session.extend``) and packs them; a walk over exact JSON types answers for ordinary
+  values, and anything unusual is left to rmem's own check;
+- :func:`extend_encoded` / :func:`aextend_encoded` append encoded messages: one script run,
+  as ``Session.extend``;
+- :func:`read_stored` / :func:`aread_stored` return a session's stored messages as fresh
+  dicts, in the one round trip ``Session.messages`` makes (the range read and the sliding-TTL
+  touch, pipelined), when the client keeps no local replicas (``sync=False``);
+- :func:`replace_call` builds the one script run that replaces a session's messages
+  (``lua/agentsession_replace.lua``: ``session_clear`` then ``session_append``).
+
+This is the one place the adapters use rmem's private session internals (``_append``,
+``_write_args``, ``_keys``, ``_backend``, ``_sync``, ``_damage``, ``_clock``, ``_policy``)
+and the stored member layout: keep it in step with ``rmem/_async/session.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from rmem import _lua
+from rmem._async.session import AsyncSession
+from rmem._codec import pack, unpack_many
+from rmem._errors import BackendError, CorruptDataError, ValidationError
+from rmem._ids import new_id
+from rmem._keys import SessionKeys
+from rmem._lua import ScriptCall
+from rmem._models import Message
+from rmem._session_core import HEAD_LEN, append_args, check_last
+from rmem._settings import Settings
+from rmem._sync.session import Session
+from rmem._validate import check_plain
+from rmem.integrations._json import is_plain
+
+AGENTSESSION_REPLACE: Final = _lua.script("agentsession_replace")
+
+# The fields rmem declares on a message; everything else is kept as an extra field.
+_DECLARED: Final = frozenset(("id", "role", "content", "created_at", "name", "metadata"))
+_NUMBER: Final = (float, int)
+_new, _set = Message.__new__, object.__setattr__
+_OPTIONAL_STR: Final = (str, type(None))
+_OPTIONAL_DICT: Final = (dict, type(None))
+
+
+def encode(fields: dict[str, Any], settings: Settings, where: str) -> tuple[Message, bytes]:
+    """Check and pack one message, as ``Session.extend`` does with a dict; no I/O.
+
+    ``fields`` holds ``role`` and the message's other fields but no ``id`` or
+    ``created_at`` (rmem assigns both); the message takes ownership of it and of the values
+    in it. Returns the message and its encoded payload, for :func:`extend_encoded`.
+
+    Raises:
+        ValidationError: a blank or non-str ``role``, a ``name`` that is not a str, a
+            ``metadata`` that is not a dict, a value that is not JSON-like, or an encoding
+            over ``settings.max_message_bytes``: the same errors ``Session.extend`` raises.
+    """
+    role = fields.get("role")
+    if not isinstance(role, str) or not role.strip():
+        raise ValidationError(f"invalid {where}: role must be a non-empty str")
+    name = fields.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ValidationError(f"invalid {where}: name must be a str or None")
+    metadata = fields.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValidationError(f"invalid {where}: metadata must be a dict or None")
+    content = fields.get("content")
+    mid, created = new_id(), time.time()
+    extra = {key: value for key, value in fields.items() if key not in _DECLARED}
+    # The stored form, in Message.to_dict's order: declared fields, then the extra ones.
+    stored: dict[str, Any] = {"id": mid, "role": role, "content": content, "created_at": created}
+    if name is not None:
+        stored["name"] = name
+    if metadata is not None:
+        stored["metadata"] = metadata
+    if extra:
+        stored.update(extra)
+    if not is_plain(stored):
+        # What Session.extend checks, on the same values (its depth limit, its errors).
+        if not isinstance(content, str):
+            check_plain(content, f"{where} content")
+        if metadata is not None:
+            check_plain(metadata, f"{where} metadata")
+        if extra:
+            check_plain(extra, f"{where} field")
+    try:
+        payload = pack(
+            stored,
+            compress_threshold=settings.compress_threshold,
+            max_size=settings.max_message_bytes,
+        )
+    except ValidationError as exc:
+        raise ValidationError(f"invalid {where}: {exc} (max_message_bytes)") from None
+    # The message those bytes decode to, made as Message.from_stored_many makes one (its
+    # state set directly: every value was checked above).
+    message = _new(Message)
+    _set(
+        message,
+        "__dict__",
+        {
+            "id": mid,
+            "role": role,
+            "content": content,
+            "created_at": created,
+            "name": name,
+            "metadata": metadata,
+        },
+    )
+    _set(message, "__pydantic_extra__", extra)
+    _set(message, "__pydantic_fields_set__", set(_DECLARED))
+    _set(message, "__pydantic_private__", None)
+    return message, payload
+
+
+def extend_encoded(session: Session, messages: list[Message], payloads: list[bytes]) -> None:
+    """Append messages made by :func:`encode`: ``session.extend`` without checking them again."""
+    if messages:
+        session._append(messages, payloads)
+
+
+async def aextend_encoded(
+    session: AsyncSession, messages: list[Message], payloads: list[bytes]
+) -> None:
+    """Async :func:`extend_encoded`."""
+    if messages:
+        await session._append(messages, payloads)
+
+
+def array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` elements (to join packed values as one)."""
+    if n <= 15:
+        return bytes((0x90 | n,))
+    if n <= 0xFFFF:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def _read_steps(keys: SessionKeys, count: int) -> tuple[tuple[str, str, int, int], ScriptCall]:
+    # What Session.messages sends: the range, and the touch a sliding TTL needs, in one trip.
+    return (
+        ("ZRANGE", keys.msgs, -count if count else 0, -1),
+        ScriptCall(_lua.SESSION_TOUCH, keys, ()),
+    )
+
+
+def read_stored(session: Session, last: int | None = None) -> list[dict[str, Any]] | None:
+    """The stored form of a session's messages (or of its ``last`` ones), oldest first.
+
+    Returns None when the client keeps local replicas: ``session.messages()`` then serves the
+    read (from the replica when it is caught up). Every dict is new (the caller owns it);
+    restarts a sliding TTL as ``session.messages()`` does.
+
+    Raises:
+        ValidationError: ``last`` is not a non-negative int.
+        CorruptDataError: a stored message does not decode (names the key).
+    """
+    if session._sync is not None:
+        return None
+    count = check_last(last)
+    if count == 0 and last == 0:
+        return []
+    try:
+        members, _ = session._backend.pipeline(
+            _read_steps(session._keys, count), namespace=session._namespace, session=session._id
+        )
+    except (BackendError, CorruptDataError) as exc:
+        raise session._damage(exc) from exc
+    return decode_stored(members, session._keys.msgs)
+
+
+async def aread_stored(
+    session: AsyncSession, last: int | None = None
+) -> list[dict[str, Any]] | None:
+    """Async :func:`read_stored`."""
+    if session._sync is not None:
+        return None
+    count = check_last(last)
+    if count == 0 and last == 0:
+        return []
+    try:
+        members, _ = await session._backend.pipeline(
+            _read_steps(session._keys, count), namespace=session._namespace, session=session._id
+        )
+    except (BackendError, CorruptDataError) as exc:
+        raise await session._damage(exc) from exc
+    return decode_stored(members, session._keys.msgs)
+
+
+def decode_stored(members: Sequence[Any], key: str) -> list[dict[str, Any]]:
+    """Decode sorted-set members into the stored dicts, checked as rmem checks them on read.
+
+    Raises:
+        CorruptDataError: a member is not an rmem message (names ``key``).
+    """
+    try:
+        payloads = [m[m.index(b"\0", HEAD_LEN) + 1 :] for m in members]
+        items = unpack_many(payloads)
+    except (ValueError, TypeError, AttributeError):
+        raise CorruptDataError(f"an entry of {key} is not an rmem message", key=key) from None
+    except CorruptDataError as exc:
+        raise CorruptDataError(f"message in {key} is corrupt: {exc}", key=key) from None
+    for data in items:
+        if (
+            type(data) is not dict
+            or type(data.get("role")) is not str
+            or type(data.get("id")) is not str
+            or type(data.get("created_at", 0.0)) not in _NUMBER
+            or type(data.get("name")) not in _OPTIONAL_STR
+            or type(data.get("metadata")) not in _OPTIONAL_DICT
+        ):
+            raise CorruptDataError(f"message in {key} is not an rmem message", key=key)
+    return items
+
+
+def replace_call(
+    session: Session | AsyncSession, messages: list[Message], payloads: list[bytes]
+) -> ScriptCall:
+    """The script run that replaces every message of ``session`` by ``messages`` (non-empty).
+
+    It clears the session (``session_clear``, stamped first) and appends the new messages
+    (``session_append``, stamped after) in one script: no reader ever sees it in between.
+    """
+    clock = session._clock
+    clear = session._write_args(clock.now_text())
+    stamp = clock.now_text()
+    pairs, _ = append_args(messages, payloads, stamp)
+    append = session._write_args(stamp, *session._policy.args, -1, *pairs)
+    return ScriptCall(AGENTSESSION_REPLACE, session._keys, (len(clear), *clear, *append))
+
+
+async def areplace(session: AsyncSession, messages: list[Message], payloads: list[bytes]) -> None:
+    """Replace every message of ``session`` by ``messages`` (non-empty) in one atomic script.
+
+    Raises:
+        UnavailableError: Redis cannot be reached (nothing changed, or all of it did).
+    """
+    call = replace_call(session, messages, payloads)
+    try:
+        (reply,) = await session._backend.pipeline(
+            (call,), namespace=session._namespace, session=session._id
+        )
+    except (BackendError, CorruptDataError) as exc:
+        raise await session._damage(exc) from exc
+    if session._sync is not None:
+        # Two changes at once: the replica catches up from Redis rather than guess.
+        session._sync.changed_session(session._namespace, session._id)
+    appended = reply[1]
+    if int(appended[0]):  # the append created the session: list it in its namespace
+        await session._client._list_session(session._id, int(appended[1]))
