@@ -47,6 +47,7 @@ __all__ = [
     "MAX_WALL_MS",
     "NODE_LEN",
     "STAMP_LEN",
+    "STAMP_RE",
     "ZERO",
     "ZERO_STAMP",
     "Clock",
@@ -70,6 +71,8 @@ MAX_COUNTER: Final = 16**6 - 1
 
 _NODE_RE: Final = re.compile(r"[0-9a-f]{16}")
 _STAMP_RE: Final = re.compile(r"([0-9a-f]{12})-([0-9a-f]{6})-([0-9a-f]{16})")
+STAMP_RE: Final = _STAMP_RE
+"""The canonical text of a stamp (``fullmatch`` it; the groups are wall, counter, node)."""
 
 
 def _check_node(node: object) -> str:

@@ -47,6 +47,7 @@ from redis.retry import Retry
 from rmem import _lua
 from rmem._codec import pack, unpack
 from rmem._errors import CorruptDataError, RmemError
+from rmem._hlc import STAMP_RE
 from rmem._keys import (
     expired_channel,
     memory_key,
@@ -147,6 +148,7 @@ class RecordReplica:
     epoch: int = -1
     dirty: bool = True
     gen: int = 0  # bumped by each write of this client: a catch-up begun before it is void
+    retry_at: float = 0.0  # a namespace whose change log Redis refused waits until then
 
 
 class Listener:
@@ -162,9 +164,13 @@ class Listener:
 class SyncEngine:
     """Keeps local replicas current; see the module docstring. Thread-safe."""
 
-    def __init__(self, settings: Settings, store: Any = None) -> None:
+    def __init__(self, settings: Settings, store: Any = None, node: str | None = None) -> None:
         self._settings = settings
         self._store = store  # the LocalStore of a memory:// client: sync against it
+        # The node id of the client's clock: its stamps end with it. A session hint of this
+        # client's own write is not caught up from Redis: the writer applies its reply to the
+        # replica (applied_append), or marks the replica stale when it cannot.
+        self._node = node
         # Called with the thread's connection each time it (re)connects, before any replica is
         # caught up: the fallback checks there whether Redis came back without its data.
         self.on_connect: Callable[[Any], None] | None = None
@@ -556,12 +562,22 @@ class SyncEngine:
     def _on_message(self, redis_client: Any, message: dict[str, Any]) -> None:
         if message["type"] != "message":
             return
-        channel, data = _text(message["channel"]), _text(message["data"])
+        channel, data = _text(message["channel"]), message["data"]
+        if isinstance(data, bytes | bytearray):  # a foreign message need not be UTF-8
+            data = data.decode(errors="replace")
         namespace = parse_sync_channel(channel)
         if namespace is not None:
-            kind, stamp, rev, change, item = data.split("\n", 4)
+            hint = _parse_hint(data)
+            if hint is None:
+                # Published by something else: not a change rmem made, so nothing to sync.
+                if channel not in self._warned:
+                    self._warned.add(channel)
+                    log.warning("rmem ignores a message on %s that is not a sync hint", channel)
+                return
+            kind, stamp, rev, change, item = hint
             if kind in _SESSION_KINDS:
-                self._on_session_hint(redis_client, namespace, item, int(rev))
+                if stamp[-16:] != self._node:
+                    self._on_session_hint(redis_client, namespace, item, rev)
                 event = Event(
                     kind=_SESSION_KINDS[kind],
                     namespace=namespace,
@@ -647,7 +663,9 @@ class SyncEngine:
             namespaces = [
                 (ns, r)
                 for ns, r in self._records.items()
-                if (r.dirty or r.epoch != self._epoch or r.wanted) and ns in self._subscribed
+                if (r.dirty or r.epoch != self._epoch or r.wanted)
+                and ns in self._subscribed
+                and r.retry_at <= now
             ]
         if sessions:
             self._sync_sessions(redis_client, sessions)
@@ -761,7 +779,19 @@ class SyncEngine:
         pipe.xrevrange(keys.log, "+", "-", count=1)
         if log_id:
             pipe.xrange(keys.log, log_id, "+", count=_DELTA_LIMIT + 1)
-        newest_reply, *since = pipe.execute()
+        newest_reply, *since = replies = pipe.execute(raise_on_error=False)
+        refused = next((r for r in replies if isinstance(r, Exception)), None)
+        if refused is not None:
+            if not isinstance(refused, redis.ResponseError):
+                raise refused
+            # The change log is damaged (a key of another type, written by something else):
+            # the namespace's records cannot be kept current, so reads of them go to Redis
+            # (and raise there, naming the key); the other namespaces sync on.
+            self._warn(keys.log, "the records of", refused)
+            with self._lock:
+                replica.dirty = True
+                replica.retry_at = time.monotonic() + _MAX_BACKOFF
+            return
         newest = _text(newest_reply[0][0]) if newest_reply else ""
         entries = since[0] if since else []
         if (
@@ -970,6 +1000,21 @@ def _db(url: str) -> int:
         return 0
     pool = redis.ConnectionPool.from_url(url)
     return int(pool.connection_kwargs.get("db", 0) or 0)
+
+
+def _parse_hint(data: str) -> tuple[str, str, int, str, str] | None:
+    """A sync hint ``<kind>\\n<stamp>\\n<rev>\\n<change id>\\n<item>`` (lua/_session.lua,
+    lua/_memory.lua) as its parts, or None for a message that is not one."""
+    parts = data.split("\n", 4)
+    if len(parts) != 5 or not parts[2].isdigit() or not parts[2].isascii():
+        return None
+    kind, stamp, rev, change, item = parts
+    if kind in _SESSION_KINDS:
+        if not item or not STAMP_RE.fullmatch(stamp):
+            return None
+    elif kind not in _MEMORY_KINDS:
+        return None
+    return kind, stamp, int(rev), change, item
 
 
 def _text(value: Any) -> str:

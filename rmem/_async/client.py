@@ -62,7 +62,7 @@ class AsyncClient:
             self._backend = AsyncBackend(settings or Settings())
             self._clock = Clock()
             self._sync = (
-                SyncEngine(self._backend.settings, self._backend.store)
+                SyncEngine(self._backend.settings, self._backend.store, node=self._clock.node)
                 if self._backend.settings.sync
                 else None
             )

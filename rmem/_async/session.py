@@ -81,8 +81,15 @@ class AsyncSession:
             return await self._backend.run(
                 script, self._keys, args, namespace=self._namespace, session=self._id
             )
-        except (BackendError, CorruptDataError) as exc:
-            raise await self._damage(exc) from exc
+        except BaseException as exc:
+            if self._sync is not None:
+                # A write may have run in Redis before its reply was lost (a timeout, a
+                # dropped link, a cancelled task), and the sync thread ignores this client's
+                # own hints: the replica catches up from Redis instead.
+                self._sync.changed_session(self._namespace, self._id)
+            if isinstance(exc, BackendError | CorruptDataError):
+                raise await self._damage(exc) from exc
+            raise
 
     async def _damage(self, exc: RmemError) -> RmemError:
         # A script failed on a key of the wrong type (WRONGTYPE) or on a meta field it could

@@ -63,7 +63,7 @@ class Client:
             self._backend = Backend(settings or Settings())
             self._clock = Clock()
             self._sync = (
-                SyncEngine(self._backend.settings, self._backend.store)
+                SyncEngine(self._backend.settings, self._backend.store, node=self._clock.node)
                 if self._backend.settings.sync
                 else None
             )
