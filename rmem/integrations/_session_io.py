@@ -17,7 +17,7 @@ decoding itself). This module does the same storage work without those layers:
   when the client keeps no local replicas (``sync=False``); :func:`read_stored` /
   :func:`aread_stored` return them decoded as fresh dicts;
 - :class:`StoredForms` turns stored members into an adapter's own objects (items, LangChain
-  message dicts), decoding each distinct member once per process;
+  message dicts), keeping, per process, the packed form of each member read twice;
 - :func:`replace_call` builds the one script run that replaces a session's messages
   (``lua/agentsession_replace.lua``: ``session_clear`` then ``session_append``).
 

@@ -256,8 +256,8 @@ def _from_replica(messages: Sequence[Message], namespace: str, session: str) -> 
     return _build(msgpack.unpackb(b"".join(parts), raw=False), namespace, session)
 
 
-# The same for the messages reads through to Redis (sync=False) met, by the stored bytes:
-# each distinct stored message is decoded into its LangChain form once per process.
+# The same for reads through to Redis (sync=False), by the stored bytes: a stored message read
+# twice is kept in its LangChain form, packed (see StoredForms).
 _STORED_FORMS: Final = StoredForms(_item_of, 32 * 2**20)
 
 

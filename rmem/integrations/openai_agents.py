@@ -179,8 +179,9 @@ def _stored_to_item(stored: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-# The item of every stored message that reads through to Redis (``sync=False``) met, packed, by
-# the stored bytes, shared by every session of the process (apps often make one per request).
+# The items of stored messages that reads through to Redis (``sync=False``) met twice, packed,
+# by the stored bytes (see StoredForms), shared by every session of the process (apps often
+# make one per request).
 _STORED_ITEMS: Final = StoredForms(_stored_to_item, _STORED_ITEMS_MAX_BYTES)
 
 
@@ -352,8 +353,8 @@ class RmemSession:
             if count <= 0:
                 return []
         last: int | None = count
-        # A client without local replicas reads Redis, and each distinct stored message is
-        # decoded into its item once per process (_STORED_ITEMS).
+        # A client without local replicas reads Redis; an item read before is made from its
+        # kept packed form (_STORED_ITEMS) instead of being decoded again.
         items = await self._run(lambda c, s: aread_forms(s, _STORED_ITEMS, last))
         if items is not None:
             return cast("list[TResponseInputItem]", items)
