@@ -25,11 +25,13 @@ from rmem._session_core import append_args, decode_members, prepare_batch
 from rmem._validate import MAX_DEPTH, check_plain
 from rmem.integrations._json import check_json
 from rmem.integrations._session_io import (
+    StoredForms,
     aextend_encoded,
     aread_stored,
     decode_stored,
     encode,
     extend_encoded,
+    read_forms,
     read_stored,
 )
 
@@ -316,3 +318,89 @@ def test_check_json_agrees_with_check_plain(value: Any) -> None:
         except ValidationError as exc:
             outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1]
+
+
+def tagged(stored: dict[str, Any]) -> dict[str, Any]:
+    """A form as the adapters make them: takes the stored dict over and reshapes it."""
+    stored["seen"] = stored.pop("id")
+    return stored
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(message_fields(json_values), max_size=6), st.data())
+def test_stored_forms_give_what_decoding_gives_cold_or_warm(
+    fields: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    fields = [f for f in fields if core_outcome(f)[0] == "stored"]
+    members = stored_members(*fields)
+    expected = [tagged(d) for d in decode_stored(members, "k")]
+    forms = StoredForms(tagged, 1 << 20)
+    # Some members known first, in any mix: every read gives the same, in order.
+    known = data.draw(st.lists(st.sampled_from(members), max_size=3)) if members else []
+    assert forms(known, "k") == [tagged(d) for d in decode_stored(known, "k")]
+    for _ in range(3):
+        got = forms(members, "k")
+        assert got == expected
+        # Every object is new: changing one changes no later read.
+        for form in got:
+            form["seen"] = "changed"
+            form.clear()
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        b"too short",
+        b"0" * 42 + b"id\0\x01\xc1",  # not msgpack
+        b"0" * 42 + b"id\0\x01\x81\xa4role\x01",  # role not a str
+    ],
+)
+def test_stored_forms_report_damage_as_decoding_does(member: bytes) -> None:
+    good = stored_members({"role": "user", "content": "fine"})
+    forms = StoredForms(tagged, 1 << 20)
+    forms(good, "the-key")  # the good one is known: the damaged one still is not
+    for _ in range(2):
+        with pytest.raises(CorruptDataError) as core:
+            decode_stored([*good, member], "the-key")
+        with pytest.raises(CorruptDataError) as seam:
+            forms([*good, member], "the-key")
+        assert seam.value.key == core.value.key == "the-key"
+        assert str(seam.value) == str(core.value)
+
+
+def test_stored_forms_keep_forms_of_reread_members_within_their_bound() -> None:
+    members = stored_members(*({"role": "user", "content": "x" * 100} for _ in range(40)))
+    forms = StoredForms(tagged, 1 << 20)
+    forms(members[:2], "k")
+    assert set(forms._packed.values()) == {b""}  # read once: only remembered
+    forms(members[:3], "k")
+    assert all(forms._packed[m] for m in members[:2]) and not forms._packed[members[2]]
+    small = StoredForms(tagged, 3000)
+    for start in range(0, 40, 5):
+        for _ in range(3):
+            got = small(members[start : start + 5], "k")
+            assert [f["content"] for f in got] == ["x" * 100] * 5
+            assert small._size <= 3000
+            assert small._size == sum(len(m) + len(f) for m, f in small._packed.items())
+
+
+def test_reads_through_see_every_change_with_stored_forms(redis_url: str, namespace: str) -> None:
+    forms = StoredForms(tagged, 1 << 20)
+    with (
+        rmem.Client.from_url(redis_url, namespace=namespace, sync=False) as reader,
+        rmem.Client.from_url(redis_url, namespace=namespace) as writer,
+    ):
+        mine, theirs = reader.session("s"), writer.session("s")
+        assert read_forms(mine, forms) == []
+        theirs.extend([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
+        assert [f["content"] for f in read_forms(mine, forms) or []] == ["a", "b"]
+        theirs.pop()
+        theirs.append({"role": "user", "content": "c"})
+        assert [f["content"] for f in read_forms(mine, forms) or []] == ["a", "c"]
+        assert [f["content"] for f in read_forms(mine, forms, 1) or []] == ["c"]
+        theirs.delete()
+        assert read_forms(mine, forms) == []
+        theirs.append({"role": "user", "content": "a"})  # same content, a new message
+        (again,) = read_forms(mine, forms) or []
+        assert again["content"] == "a" and again["seen"] == theirs.messages()[0].id
+        assert read_forms(writer.session("s"), forms) is None  # replicas serve that client

@@ -12,9 +12,12 @@ decoding itself). This module does the same storage work without those layers:
   values, and anything unusual is left to rmem's own check;
 - :func:`extend_encoded` / :func:`aextend_encoded` append encoded messages: one script run,
   as ``Session.extend``;
-- :func:`read_stored` / :func:`aread_stored` return a session's stored messages as fresh
-  dicts, in the one round trip ``Session.messages`` makes (the range read and the sliding-TTL
-  touch, pipelined), when the client keeps no local replicas (``sync=False``);
+- :func:`read_members` / :func:`aread_members` fetch a session's stored members in the one
+  round trip ``Session.messages`` makes (the range read and the sliding-TTL touch, pipelined),
+  when the client keeps no local replicas (``sync=False``); :func:`read_stored` /
+  :func:`aread_stored` return them decoded as fresh dicts;
+- :class:`StoredForms` turns stored members into an adapter's own objects (items, LangChain
+  message dicts), keeping, per process, the packed form of each member read twice;
 - :func:`replace_call` builds the one script run that replaces a session's messages
   (``lua/agentsession_replace.lua``: ``session_clear`` then ``session_append``).
 
@@ -26,8 +29,10 @@ and the stored member layout: keep it in step with ``rmem/_async/session.py``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, cast
+
+import msgpack
 
 from rmem import _lua
 from rmem._async.session import AsyncSession
@@ -153,16 +158,16 @@ def _read_steps(keys: SessionKeys, count: int) -> tuple[tuple[str, str, int, int
     )
 
 
-def read_stored(session: Session, last: int | None = None) -> list[dict[str, Any]] | None:
-    """The stored form of a session's messages (or of its ``last`` ones), oldest first.
+def read_members(session: Session, last: int | None = None) -> list[bytes] | None:
+    """The stored members of a session's messages (or of its ``last`` ones), oldest first.
 
     Returns None when the client keeps local replicas: ``session.messages()`` then serves the
-    read (from the replica when it is caught up). Every dict is new (the caller owns it);
-    restarts a sliding TTL as ``session.messages()`` does.
+    read (from the replica when it is caught up). Restarts a sliding TTL as
+    ``session.messages()`` does, in the same one round trip.
 
     Raises:
         ValidationError: ``last`` is not a non-negative int.
-        CorruptDataError: a stored message does not decode (names the key).
+        CorruptDataError: a session key holds something rmem did not write (names the key).
     """
     if session._sync is not None:
         return None
@@ -175,13 +180,11 @@ def read_stored(session: Session, last: int | None = None) -> list[dict[str, Any
         )
     except (BackendError, CorruptDataError) as exc:
         raise session._damage(exc) from exc
-    return decode_stored(members, session._keys.msgs)
+    return cast("list[bytes]", members)
 
 
-async def aread_stored(
-    session: AsyncSession, last: int | None = None
-) -> list[dict[str, Any]] | None:
-    """Async :func:`read_stored`."""
+async def aread_members(session: AsyncSession, last: int | None = None) -> list[bytes] | None:
+    """Async :func:`read_members`."""
     if session._sync is not None:
         return None
     count = check_last(last)
@@ -193,7 +196,45 @@ async def aread_stored(
         )
     except (BackendError, CorruptDataError) as exc:
         raise await session._damage(exc) from exc
-    return decode_stored(members, session._keys.msgs)
+    return cast("list[bytes]", members)
+
+
+def read_stored(session: Session, last: int | None = None) -> list[dict[str, Any]] | None:
+    """:func:`read_members`, decoded: the stored dicts, every one new (the caller owns it).
+
+    Raises:
+        ValidationError: ``last`` is not a non-negative int.
+        CorruptDataError: a stored message does not decode (names the key).
+    """
+    members = read_members(session, last)
+    return None if members is None else decode_stored(members, session._keys.msgs)
+
+
+async def aread_stored(
+    session: AsyncSession, last: int | None = None
+) -> list[dict[str, Any]] | None:
+    """Async :func:`read_stored`."""
+    members = await aread_members(session, last)
+    return None if members is None else decode_stored(members, session._keys.msgs)
+
+
+def read_forms(session: Session, forms: StoredForms, last: int | None = None) -> list[Any] | None:
+    """:func:`read_members`, made into ``forms``' objects (None with local replicas).
+
+    Raises:
+        ValidationError: ``last`` is not a non-negative int.
+        CorruptDataError: a stored message does not decode, or the form refused it.
+    """
+    members = read_members(session, last)
+    return None if members is None else forms(members, session._keys.msgs)
+
+
+async def aread_forms(
+    session: AsyncSession, forms: StoredForms, last: int | None = None
+) -> list[Any] | None:
+    """Async :func:`read_forms`."""
+    members = await aread_members(session, last)
+    return None if members is None else forms(members, session._keys.msgs)
 
 
 def decode_stored(members: Sequence[Any], key: str) -> list[dict[str, Any]]:
@@ -219,6 +260,79 @@ def decode_stored(members: Sequence[Any], key: str) -> list[dict[str, Any]]:
             or type(data.get("metadata")) not in _OPTIONAL_DICT
         ):
             raise CorruptDataError(f"message in {key} is not an rmem message", key=key)
+    return items
+
+
+class StoredForms:
+    """An adapter's objects for stored messages, made from bytes it keeps for messages it rereads.
+
+    Reading through to Redis (``sync=False``) fetches every message of the range on every
+    call, and an agent reads the same history again on every turn. What an adapter makes of
+    a message (an SDK item, a LangChain message dict) depends on the member's bytes alone, so
+    once a member has been read twice its form is kept, msgpack-encoded and keyed by those
+    exact bytes, and later reads make the objects of all the known members, new, in one
+    ``msgpack`` call (for an SDK item ~1 µs instead of ~5 µs of decoding, checking and
+    rebuilding). A member read for the first time is only remembered (packing its form would
+    make a read that is never repeated slower), and every member without a kept form is
+    decoded and checked by :func:`decode_stored`, so damage is reported as it always is.
+    Redis stays the truth: only the decoding is skipped, never the read.
+
+    The kept bytes (members and forms) are bounded by ``max_bytes``; past it, it starts over.
+    Thread-safe enough for its use: a lost or repeated entry only costs a decode.
+
+    Args:
+        form: makes the adapter's object from a stored dict it takes over; the object must
+            be made of msgpack types (a tuple comes back as a list).
+        max_bytes: bound on the kept bytes.
+    """
+
+    def __init__(self, form: Callable[[dict[str, Any]], Any], max_bytes: int) -> None:
+        self._form = form
+        self._max = max_bytes
+        # member -> its packed form, or b"" for a member read once (no form is b"").
+        self._packed: dict[bytes, bytes] = {}
+        self._size = 0
+
+    def clear(self) -> None:
+        """Forget every member (the next reads of each decode it again)."""
+        self._packed = {}
+        self._size = 0
+
+    def __call__(self, members: Sequence[bytes], key: str) -> list[Any]:
+        """The forms of ``members``, in order; every object new (the caller owns it).
+
+        Raises:
+            CorruptDataError: a member is not an rmem message (names ``key``), or the form
+                refused it.
+        """
+        packed = self._packed
+        get = packed.get
+        known = [get(m) for m in members]
+        missing = [m for m, f in zip(members, known, strict=True) if not f]
+        if not missing:
+            return _unpack_array(cast("list[bytes]", known))
+        made = [self._form(stored) for stored in decode_stored(missing, key)]
+        size = 0
+        for member, obj in zip(missing, made, strict=True):
+            if get(member) is None:  # first read: remember it
+                packed[member] = b""
+                size += len(member)
+            else:  # read again: keep its form for the next reads
+                data = packed[member] = msgpack.packb(obj, use_bin_type=True)
+                size += len(data)
+        self._size += size
+        if self._size > self._max:
+            self.clear()
+        if len(missing) == len(members):
+            return made
+        hits = iter(_unpack_array([f for f in known if f]))
+        fresh = iter(made)
+        return [next(hits) if f else next(fresh) for f in known]
+
+
+def _unpack_array(parts: Sequence[bytes]) -> list[Any]:
+    """New objects from msgpack-encoded values, in one call."""
+    items: list[Any] = msgpack.unpackb(b"".join((array_header(len(parts)), *parts)), raw=False)
     return items
 
 

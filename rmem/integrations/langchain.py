@@ -39,12 +39,13 @@ from rmem._settings import Settings
 from rmem._sync.client import Client
 from rmem._sync.session import Session
 from rmem.integrations._session_io import (
+    StoredForms,
     aextend_encoded,
-    aread_stored,
+    aread_forms,
     array_header,
     encode,
     extend_encoded,
-    read_stored,
+    read_forms,
 )
 
 __all__ = [
@@ -253,6 +254,11 @@ def _from_replica(messages: Sequence[Message], namespace: str, session: str) -> 
             form = forms[id(message)] = (message, packed)
         parts.append(form[1])
     return _build(msgpack.unpackb(b"".join(parts), raw=False), namespace, session)
+
+
+# The same for reads through to Redis (sync=False), by the stored bytes: a stored message read
+# twice is kept in its LangChain form, packed (see StoredForms).
+_STORED_FORMS: Final = StoredForms(_item_of, 32 * 2**20)
 
 
 def _build(
@@ -476,10 +482,10 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
             CorruptDataError: a stored message cannot be decoded.
             UnavailableError: Redis cannot be reached.
         """
-        stored = read_stored(self._session)
-        if stored is None:  # the client keeps replicas: rmem serves the read
+        forms = read_forms(self._session, _STORED_FORMS)
+        if forms is None:  # the client keeps replicas: rmem serves the read
             return _from_replica(self._session.messages(), self.namespace, self.session_id)
-        return _build(map(_item_of, stored), self.namespace, self.session_id)
+        return _build(forms, self.namespace, self.session_id)
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append ``messages`` in order, in one atomic round trip.
@@ -500,10 +506,10 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
         session = self._async_session
         if session is None:
             return await self._in_executor(lambda: self.messages)
-        stored = await aread_stored(session)
-        if stored is None:
+        forms = await aread_forms(session, _STORED_FORMS)
+        if forms is None:
             return _from_replica(await session.messages(), self.namespace, self.session_id)
-        return _build(map(_item_of, stored), self.namespace, self.session_id)
+        return _build(forms, self.namespace, self.session_id)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Async :meth:`add_messages`: one atomic round trip."""

@@ -47,8 +47,9 @@ from rmem._models import Message
 from rmem._session_core import UNSET, Unset
 from rmem._settings import Settings
 from rmem.integrations._session_io import (
+    StoredForms,
     aextend_encoded,
-    aread_stored,
+    aread_forms,
     areplace,
     array_header,
     encode,
@@ -91,6 +92,7 @@ ENVELOPE: Final = "openai_agents"  # message field recording what rmem could not
 _FALLBACK_ROLE: Final = "item"
 _MISSING: Final = object()
 _PACKED_CACHE_MAX: Final = 10_000  # items whose encoded form a session keeps (then starts over)
+_STORED_ITEMS_MAX_BYTES: Final = 32 * 2**20  # bound on _STORED_ITEMS (then it starts over)
 # Message fields rmem assigns itself: an item's own values for them go into the envelope.
 _RMEM_OWNED: Final = ("id", "created_at", ENVELOPE)
 
@@ -175,6 +177,12 @@ def _stored_to_item(stored: dict[str, Any]) -> dict[str, Any]:
     if envelope is not None:
         _apply_envelope(stored, envelope, mid)
     return stored
+
+
+# The items of stored messages that reads through to Redis (``sync=False``) met twice, packed,
+# by the stored bytes (see StoredForms), shared by every session of the process (apps often
+# make one per request).
+_STORED_ITEMS: Final = StoredForms(_stored_to_item, _STORED_ITEMS_MAX_BYTES)
 
 
 def _copy(items: Any) -> Any:
@@ -345,10 +353,11 @@ class RmemSession:
             if count <= 0:
                 return []
         last: int | None = count
-        # A client without local replicas: the stored dicts become the items themselves.
-        stored = await self._run(lambda c, s: aread_stored(s, last))
-        if stored is not None:
-            return cast("list[TResponseInputItem]", [_stored_to_item(d) for d in stored])
+        # A client without local replicas reads Redis; an item read before is made from its
+        # kept packed form (_STORED_ITEMS) instead of being decoded again.
+        items = await self._run(lambda c, s: aread_forms(s, _STORED_ITEMS, last))
+        if items is not None:
+            return cast("list[TResponseInputItem]", items)
         messages = await self._run(lambda c, s: s.messages(last=last))
         return cast("list[TResponseInputItem]", self._items(messages))
 
