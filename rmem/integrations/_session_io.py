@@ -365,9 +365,11 @@ async def areplace(session: AsyncSession, messages: list[Message], payloads: lis
         )
     except (BackendError, CorruptDataError) as exc:
         raise await session._damage(exc) from exc
-    if session._sync is not None:
-        # Two changes at once: the replica catches up from Redis rather than guess.
-        session._sync.changed_session(session._namespace, session._id)
+    finally:
+        if session._sync is not None:
+            # Two changes at once (or a reply lost after Redis ran them): the replica catches
+            # up from Redis rather than guess; the sync thread ignores this client's own hints.
+            session._sync.changed_session(session._namespace, session._id)
     appended = reply[1]
     if int(appended[0]):  # the append created the session: list it in its namespace
         await session._client._list_session(session._id, int(appended[1]))
