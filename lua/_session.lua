@@ -10,7 +10,10 @@
 -- msgs members are <stamp (36 chars)><index (6 hex)><message id>\0<payload>, all with score 0,
 -- so the set is ordered by (stamp, index, id): every message of one batch shares the batch's
 -- stamp, so a batch stays contiguous. Stamps are fixed-width hybrid logical clock strings.
+-- Every script reads the meta hash with read_meta (_meta.lua), which refuses integer fields
+-- that something else damaged before anything is written.
 --!include _stamp.lua
+--!include _meta.lua
 
 local META, MSGS, CHANGES = KEYS[1], KEYS[2], KEYS[3]
 local CHANNEL, SID, MAXLEN, STAMP, BOUND = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -30,10 +33,9 @@ local function apply_ttl(ttl, sliding, anchor)
   end
 end
 
--- Apply the TTL policy stored in the meta hash.
-local function apply_stored_ttl()
-  local p = redis.call('HMGET', META, 'ttl', 'sliding', 'anchor')
-  apply_ttl(tonumber(p[1]) or 0, tonumber(p[2]) or 0, tonumber(p[3]) or 0)
+-- Apply the TTL policy of the meta hash `m` (as read_meta returns it).
+local function apply_stored_ttl(m)
+  apply_ttl(m.ttl or 0, m.sliding or 0, m.anchor or 0)
 end
 
 -- Record a change in the session's change log and publish the sync hint
@@ -67,6 +69,18 @@ local function drop_through(stamp)
   end
   if #gone > 0 then redis.call('ZREMRANGEBYLEX', MSGS, '-', upto) end
   return #gone, bytes
+end
+
+-- Count the messages and their bytes from the msgs set itself: what clear and delete write
+-- when the counters in the meta hash were damaged.
+local function recount()
+  if redis.call('TYPE', MSGS)['ok'] ~= 'zset' then return 0, 0 end
+  local count, bytes = 0, 0
+  for _, member in ipairs(redis.call('ZRANGE', MSGS, 0, -1)) do
+    local nul = string.find(member, '\0', 43, true) or #member
+    count, bytes = count + 1, bytes + #member - nul
+  end
+  return count, bytes
 end
 
 -- Replace the meta hash by its fixed fields (dropping every '#<id>' field) with changes applied.

@@ -11,6 +11,8 @@
 --   (index: 6 hex digits, the message's place in its batch; a batch shares one stamp)
 -- A message whose stamp is not after the session's last clear or delete is dropped (a delayed
 -- write cannot bring back what a newer clear or delete removed).
+-- Errors: RMEM_VALIDATION for a malformed or future stamp; RMEM_CORRUPT for a meta hash whose
+--   integer fields something else damaged (see _meta.lua); either way nothing is written.
 -- Returns {created (0|1), created ms, message count, bytes, revision, messages added, change id,
 --   server time ms}
 --!include _session.lua
@@ -22,14 +24,15 @@ end
 local now = now_ms()
 local refused = check_stamp(STAMP, now, BOUND)
 if refused then return redis.error_reply(refused) end
-local m = redis.call('HMGET', META, 'created', 'count', 'bytes', 'rev', 'ttl', 'sliding',
-  'anchor', 'pst', 'clr', 'del')
-local exists = m[1] ~= false
-local floor = m[9] or ''
-if m[10] and m[10] > floor then floor = m[10] end
-local count, bytes, rev = tonumber(m[2]) or 0, tonumber(m[3]) or 0, tonumber(m[4]) or 0
-local ttl, sliding, anchor = tonumber(m[5]), tonumber(m[6]), tonumber(m[7])
-local set_policy = not exists or (ARGV[6] == '1' and STAMP > (m[8] or ''))
+local m
+m, refused = read_meta(META)
+if refused then return refused end
+local exists = m.exists
+local floor = m.clr or ''
+if m.del and m.del > floor then floor = m.del end
+local count, bytes, rev = m.count or 0, m.bytes or 0, m.rev or 0
+local ttl, sliding, anchor = m.ttl, m.sliding, m.anchor
+local set_policy = not exists or (ARGV[6] == '1' and STAMP > (m.pst or ''))
 if set_policy then ttl, sliding = tonumber(ARGV[7]), tonumber(ARGV[8]) end
 if not exists then
   -- Leftovers of an expiring or deleted session never carry over.
@@ -49,7 +52,7 @@ for i = 10, nargs, 2 do
   end
 end
 
-local created_ms, change = tonumber(m[1]), ''
+local created_ms, change = m.created, ''
 if added > 0 then
   count, rev = count + added, rev + 1
   if not exists then

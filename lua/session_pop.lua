@@ -4,13 +4,17 @@
 -- ARGV[6] (optional) the id of the message to remove instead of the newest: how a pop made
 --   while Redis was unreachable is replayed (idempotent: a message already gone is a no-op)
 -- Returns the payload, or nil when the session is missing or empty (or lacks ARGV[6]).
+-- Errors: RMEM_CORRUPT for damaged meta fields (see _meta.lua), before anything is written.
 --!include _session.lua
 
 local now = now_ms()
 local refused = check_stamp(STAMP, now, BOUND)
 if refused then return redis.error_reply(refused) end
-if redis.call('HEXISTS', META, 'created') == 0 then return nil end
-apply_stored_ttl()
+local m
+m, refused = read_meta(META)
+if refused then return refused end
+if not m.exists then return nil end
+apply_stored_ttl(m)
 local member
 if ARGV[6] then
   local stamp = redis.call('HGET', META, '#' .. ARGV[6])
@@ -29,10 +33,9 @@ end
 local nul = string.find(member, '\0', 43, true)
 local id = string.sub(member, 43, nul - 1)
 local payload = string.sub(member, nul + 1)
+local rev = (m.rev or 0) + 1
 redis.call('HDEL', META, '#' .. id)
-redis.call('HINCRBY', META, 'count', -1)
-redis.call('HINCRBY', META, 'bytes', -#payload)
-redis.call('HSET', META, 'updated', now)
-local rev = redis.call('HINCRBY', META, 'rev', 1)
+redis.call('HSET', META, 'count', (m.count or 0) - 1, 'bytes', (m.bytes or 0) - #payload,
+  'updated', now, 'rev', rev)
 record('r', rev, string.sub(member, 1, nul - 1))
 return payload

@@ -2,11 +2,14 @@
 -- Not a change: nothing is logged or published.
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
 -- Returns the ms left before the session expires (-1 = never), or -2 when it does not exist.
+-- Errors: RMEM_CORRUPT for damaged meta fields (see _meta.lua), before any TTL is touched.
+--!include _meta.lua
 
-local p = redis.call('HMGET', KEYS[1], 'ttl', 'sliding', 'created')
-if not p[3] then return -2 end
-local ttl = tonumber(p[1])
-if ttl > 0 and p[2] == '1' then
+local m, refused = read_meta(KEYS[1])
+if refused then return refused end
+if not m.exists then return -2 end
+local ttl = m.ttl
+if ttl and ttl > 0 and m.sliding == 1 then
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
   return ttl
 end

@@ -381,6 +381,7 @@ def find_damage(
 
 
 def _is_int(value: Any) -> bool:
+    # The rule of lua/_meta.lua: a decimal integer of at most 18 characters, as HINCRBY keeps.
     text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
     digits = text[1:] if text[:1] == "-" else text
-    return digits.isascii() and digits.isdigit()
+    return len(text) <= 18 and digits.isascii() and digits.isdigit()
