@@ -1,48 +1,35 @@
--- _meta: reading a session's meta hash, refusing what something else wrote into it (included
--- by every session script; not a script on its own).
--- The integer fields (created, count, bytes, rev, ttl, sliding, anchor, updated, v) hold what
--- rmem wrote: a decimal integer of at most 18 digits, as HINCRBY keeps them. Anything else was
--- written by something else; tonumber() would read it as nil (a read then answered as if the
--- session did not exist) or accept '1e3', ' 7' or '0x10' (which HINCRBY then refuses, after the
--- script's other writes). So a script reads the hash with read_meta first and returns
--- 'RMEM_CORRUPT <meta key>\t<what>' (see _damage.lua) before it writes anything; only
--- session_delete and session_clear heal damaged fields (see their headers).
+-- _meta: refusing what something else wrote into a session's meta hash (included by the
+-- session scripts; not a script on its own).
+-- The integer fields the scripts read (created, count, bytes, rev, ttl, sliding, anchor,
+-- updated) hold what rmem wrote: a decimal integer of at most 18 characters. Anything else was
+-- written by something else: tonumber() would read it as nil (a read then answered as if the
+-- session did not exist) or accept '1e3', ' 7' or '0x10'. Each script checks the integer
+-- fields it reads, right after reading them and before it writes anything, and returns
+-- 'RMEM_CORRUPT <meta key>\t<what>' (see _damage.lua) for the first that holds anything else.
+-- session_delete and session_clear heal instead (see their headers). A script reads only the
+-- fields it needs: each field read costs every call of it.
 --!include _damage.lua
 
-local META_FIELDS = {'created', 'count', 'bytes', 'rev', 'ttl', 'sliding', 'anchor', 'updated',
-  'v', 'pst', 'clr', 'del'}
-local N_INTEGER = 9  -- META_FIELDS[1..N_INTEGER] are integers; the others are clock stamps
+local find = string.find
 
--- Read the meta hash `key` into a table by field name: integers as numbers, stamps as strings,
--- absent fields nil; `exists` is true when the session lives (its hash holds 'created', even
--- a damaged one). Returns nil and the RMEM_CORRUPT error for the first integer field that holds
--- anything else, unless `heals` (a set of field names, optional) holds its name: that field is
--- then left out and named in the set `bad`, for the caller to rewrite.
-local function read_meta(key, heals)
-  local raw = redis.call('HMGET', key, unpack(META_FIELDS))
-  local m = {exists = raw[1] ~= false}
-  for i = 1, N_INTEGER do
-    local value, name = raw[i], META_FIELDS[i]
-    if not value then
-      -- absent: stays nil
-    elseif #value <= 18 and string.find(value, '^%-?%d+$') then
-      m[name] = tonumber(value)
-    elseif heals and heals[name] then
-      m.bad = m.bad or {}
-      m.bad[name] = true
-    else
-      return nil, corrupt(key, "field '" .. name .. "' is not an integer")
+-- Check values[1..n], the fields names[1..n] of the meta hash `key` as HMGET returned them.
+-- Returns nil when each is absent or an integer, else the RMEM_CORRUPT error naming the first
+-- that is not, unless `heals` (a set of names, optional) holds its name: such a value is
+-- replaced by false in `values` and its name put in the set returned second, for the caller
+-- to rewrite.
+local function check_integers(key, names, values, n, heals)
+  local bad
+  for i = 1, n do
+    local v = values[i]
+    if v and not (#v <= 18 and find(v, '^%-?%d+$')) then
+      local name = names[i]
+      if not (heals and heals[name]) then
+        return corrupt(key, "field '" .. name .. "' is not an integer")
+      end
+      values[i] = false
+      bad = bad or {}
+      bad[name] = true
     end
   end
-  for i = N_INTEGER + 1, #META_FIELDS do m[META_FIELDS[i]] = raw[i] or nil end
-  return m
-end
-
--- The revision after `m`'s. A damaged revision restarts from the server's time in ms, above
--- any revision a session reaches by counting its writes: a replica that held the session
--- before the damage still takes what comes next as newer.
-local function next_rev(m, now)
-  if m.rev then return m.rev + 1 end
-  if m.bad and m.bad.rev then return now end
-  return 1
+  return nil, bad
 end

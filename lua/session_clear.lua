@@ -6,25 +6,29 @@
 -- Returns how many messages were removed, or -1 when the session does not exist.
 -- Damage (see _meta.lua): clear heals the fields it rewrites, count, bytes, updated and rev
 --   (counted again from the messages that stay), as it heals a msgs key of another type (it
---   deletes it). Damage in a field it keeps (created, anchor, ttl, sliding, v) is refused
---   with RMEM_CORRUPT, nothing written: clear cannot know the session's creation time or TTL
---   policy, and the session would stay unreadable. session_delete heals every field.
+--   deletes it). Damage in a field it keeps and reads (created, anchor, ttl, sliding) is
+--   refused with RMEM_CORRUPT, nothing written: clear cannot know the session's creation time
+--   or TTL policy, and the session would stay unreadable. session_delete heals every field.
 --!include _session.lua
+--!include _session_drop.lua
 
 local now = now_ms()
 local refused = check_stamp(STAMP, now, BOUND)
 if refused then return redis.error_reply(refused) end
-local m
-m, refused = read_meta(META, {count = true, bytes = true, updated = true, rev = true})
+local names = {'count', 'bytes', 'rev', 'updated', 'created', 'anchor', 'ttl', 'sliding', 'clr'}
+local m = redis.call('HMGET', META, unpack(names))
+local bad
+refused, bad = check_integers(META, names, m, 8,
+  {count = true, bytes = true, rev = true, updated = true})
 if refused then return refused end
-if not m.exists then return -1 end
-local rev = next_rev(m, now)
-local clr = m.clr or ''
+if not m[5] then return -1 end
+local rev = next_rev(tonumber(m[3]), bad and bad.rev, now)
+local clr = m[9] or ''
 if STAMP > clr then clr = STAMP end
-local removed = m.count
+local removed = tonumber(m[1])
 if has_newer(STAMP) then
   local n, b = drop_through(STAMP)
-  local count, bytes = m.count, m.bytes
+  local count, bytes = removed, tonumber(m[2])
   if count and bytes then
     count, bytes = count - n, bytes - b
   else
@@ -38,5 +42,6 @@ else
   redis.call('DEL', MSGS)
 end
 record('c', rev, '')
-apply_stored_ttl(m)
+local ttl = tonumber(m[7]) or 0
+apply_ttl(ttl, m[8] == '1', tonumber(m[6]) or now, ttl)
 return removed

@@ -2,14 +2,17 @@
 -- Not a change: nothing is logged or published.
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
 -- Returns the ms left before the session expires (-1 = never), or -2 when it does not exist.
--- Errors: RMEM_CORRUPT for damaged meta fields (see _meta.lua), before any TTL is touched.
+-- Errors: RMEM_CORRUPT when created, ttl or sliding is damaged (see _meta.lua), before any
+--   TTL is touched.
 --!include _meta.lua
 
-local m, refused = read_meta(KEYS[1])
+local names = {'created', 'ttl', 'sliding'}
+local m = redis.call('HMGET', KEYS[1], 'created', 'ttl', 'sliding')
+local refused = check_integers(KEYS[1], names, m, 3)
 if refused then return refused end
-if not m.exists then return -2 end
-local ttl = m.ttl
-if ttl and ttl > 0 and m.sliding == 1 then
+if not m[1] then return -2 end
+local ttl = tonumber(m[2])
+if ttl and ttl > 0 and m[3] == '1' then
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
   return ttl
 end
