@@ -65,6 +65,10 @@ class TtlPolicy:
 
 def coerce_message(item: object, where: str = "message") -> Message:
     """Turn a Message or a mapping into a validated Message, or raise ValidationError."""
+    if type(item) is dict:
+        plain = Message._plain(item)  # {"role": ..., "content": "..."}: nothing can fail
+        if plain is not None:
+            return plain
     if isinstance(item, Message):
         msg = item
         _check_built(msg, where)

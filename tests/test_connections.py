@@ -159,3 +159,16 @@ def test_a_forked_child_opens_its_own_connection(
         assert os.waitstatus_to_exitcode(status) == 0
         s.append({"role": "user", "content": "parent again"})
         assert [m.content for m in s.messages()] == ["parent", "child", "parent again"]
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    from rmem._sync._backend import _pack
+
+    conn = redis.Connection(protocol=3)
+    commands = [
+        ("EVALSHA", "a" * 40, 1, "k", b"\x00\xffbytes", -1, 2**63, 0.1, "é"),
+        ["ZRANGE", "k", -20, -1],
+    ]
+    assert b"".join(_pack(conn, commands)) == b"".join(conn.pack_commands(commands))
+    with pytest.raises(redis.DataError):  # what redis-py raises for an argument it refuses
+        _pack(conn, [("SET", "k", None)])  # type: ignore[list-item]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 from redis import BlockingConnectionPool, Redis
 from redis.retry import Retry
 from redis.backoff import NoBackoff
@@ -22,6 +23,10 @@ from rmem._keys import SERVER_MARK
 from rmem._local import MEMORY_SCHEME, LocalStore, memory_server
 from rmem._lua import Arg, Script, ScriptCall, Step, commands_of
 from rmem._settings import Settings, redacted
+
+# hiredis (a dependency, through redis[hiredis]) packs commands; its stubs type the argument
+# as a one-element tuple.
+_hiredis_pack: Any = hiredis.pack_command
 
 
 def _raw(response: Any, **options: Any) -> Any:
@@ -239,7 +244,7 @@ class Backend:
         connections = self._connections
         conn = connections.get()
         try:
-            conn.send_packed_command(conn.pack_commands(commands))
+            conn.send_packed_command(_pack(conn, commands))
             replies: list[Any] = []
             for command in commands:
                 try:
@@ -266,6 +271,16 @@ class Backend:
         self._connections.close()
         self.redis.close()
         self.redis.connection_pool.disconnect()
+
+
+def _pack(conn: Any, commands: Sequence[Sequence[Arg]]) -> list[bytes]:
+    # hiredis packs the same bytes as redis-py's packer (which calls it too) in a third of the
+    # time; for an argument hiredis refuses, redis-py's packer raises its DataError.
+    try:
+        return [b"".join([_hiredis_pack(c if type(c) is tuple else tuple(c)) for c in commands])]
+    except TypeError:
+        packed: list[bytes] = conn.pack_commands(commands)
+        return packed
 
 
 def _text(value: Any) -> str:
