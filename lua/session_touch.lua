@@ -1,6 +1,8 @@
 -- session_touch: restart a session's TTL when its policy is sliding (reads count as use).
 -- Not a change: nothing is logged or published.
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
+-- ARGV[1] (optional) '1': the caller ignores the time left (a read restarting a sliding TTL),
+--   so a session that is not sliding answers 0 without a PTTL call
 -- Returns the ms left before the session expires (-1 = never), or -2 when it does not exist.
 -- Errors: RMEM_CORRUPT when created, ttl or sliding is damaged (see _meta.lua), before any
 --   TTL is touched.
@@ -16,4 +18,5 @@ if ttl and ttl > 0 and m[3] == '1' then
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
   return ttl
 end
+if ARGV[1] == '1' then return 0 end
 return redis.call('PTTL', KEYS[1])

@@ -31,6 +31,8 @@ from rmem._validate import check_ttl
 if TYPE_CHECKING:
     from rmem._async.client import AsyncClient
 
+_TIME_LEFT_UNUSED: tuple[Arg, ...] = (1,)  # session_touch's ARGV: skip its PTTL (a read)
+
 
 class AsyncSession:
     """A handle on one session of a namespace. Making one does no I/O.
@@ -196,7 +198,7 @@ class AsyncSession:
             members, _ = await self._backend.pipeline(
                 (
                     ("ZRANGE", self._keys.msgs, -count if count else 0, -1),
-                    ScriptCall(_lua.SESSION_TOUCH, self._keys, ()),
+                    ScriptCall(_lua.SESSION_TOUCH, self._keys, _TIME_LEFT_UNUSED),
                 ),
                 namespace=self._namespace,
                 session=self._id,

@@ -32,6 +32,8 @@ from rmem._validate import check_ttl
 if TYPE_CHECKING:
     from rmem._sync.client import Client
 
+_TIME_LEFT_UNUSED: tuple[Arg, ...] = (1,)  # session_touch's ARGV: skip its PTTL (a read)
+
 
 class Session:
     """A handle on one session of a namespace. Making one does no I/O.
@@ -197,7 +199,7 @@ class Session:
             members, _ = self._backend.pipeline(
                 (
                     ("ZRANGE", self._keys.msgs, -count if count else 0, -1),
-                    ScriptCall(_lua.SESSION_TOUCH, self._keys, ()),
+                    ScriptCall(_lua.SESSION_TOUCH, self._keys, _TIME_LEFT_UNUSED),
                 ),
                 namespace=self._namespace,
                 session=self._id,
