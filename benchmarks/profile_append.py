@@ -6,6 +6,8 @@ Run from the repository root::
     python benchmarks/profile_append.py --n 2000        # fewer calls per row
     python benchmarks/profile_append.py --stages        # + the script's cost stage by stage
     python benchmarks/profile_append.py --callgrind     # + instructions per stage (valgrind)
+    python benchmarks/profile_append.py --versus OTHER/lua --stages --callgrind
+                                   # + this tree's script against another checkout's
 
 Starts its own embedded Redis. Rows, each the p50 of ``--n`` calls from one process, in
 alternating blocks so that machine noise hits them alike:
@@ -27,7 +29,10 @@ again: the server µs per call (``INFO commandstats``, reset before each block) 
 and what each stage adds. ``--callgrind`` runs the same cuts on a Redis started under
 valgrind's callgrind, counting only inside ``evalShaCommand``: instructions per call, exact
 and repeatable where timings on a shared VM are not (cold caches make a single call cost more
-than its instructions suggest, so both are shown). Nothing is asserted.
+than its instructions suggest, so both are shown). ``--versus DIR`` compares the whole
+script with ``DIR/session_append.lua`` (another checkout's ``lua/``, e.g. ``git archive main``
+unpacked somewhere), each on sessions it wrote itself: server µs per call with ``--stages``,
+instructions per call at several session sizes with ``--callgrind``. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -110,14 +115,19 @@ def cut_versions() -> dict[str, str]:
 
 
 class Runner:
-    """Calls of each script version on its own session, reseeded every round."""
+    """Calls of each script version on its own session, reseeded every round.
 
-    def __init__(self, url: str, versions: dict[str, str], seed: int) -> None:
+    Sessions are written by the whole script of this tree, or with ``own_seed`` by each
+    version itself (whole scripts of different checkouts store the meta hash differently).
+    """
+
+    def __init__(self, url: str, versions: dict[str, str], seed: int, own_seed: bool = False):
         self.raw = redis.Redis.from_url(url, socket_timeout=600)
         self.client = rmem.Client.from_url(url, sync=False, socket_timeout=600)
         self.seed = seed
         self.shas = {label: self.raw.script_load(src) for label, src in versions.items()}
-        self.full = self.shas[STAGES[-1][0]]
+        self.full = self.raw.script_load(_lua.SESSION_APPEND.source)
+        self.own_seed = own_seed
         self.sessions = {
             label: self.client.session(f"stage{i}", ttl=3600, sliding=True)
             for i, label in enumerate(versions)
@@ -130,11 +140,12 @@ class Runner:
         return tuple(session._write_args(stamp, *session._policy.args, -1, *flat))
 
     def reseed(self) -> None:
-        for session in self.sessions.values():
+        for label, session in self.sessions.items():
             keys = list(session._keys)
+            sha = self.shas[label] if self.own_seed else self.full
             self.raw.delete(*keys)
             for _ in range(self.seed):
-                self.raw.evalsha(self.full, 3, *keys, *self.args(session))
+                self.raw.evalsha(sha, 3, *keys, *self.args(session))
 
     def block(self, label: str, calls: int) -> None:
         session = self.sessions[label]
@@ -147,10 +158,13 @@ class Runner:
         self.raw.close()
 
 
-def stage_times(url: str, rounds: int, seed: int) -> dict[str, float]:
-    """Median server µs per call of each cut version (commandstats, one call per trip)."""
-    runner = Runner(url, cut_versions(), seed)
-    times: dict[str, list[float]] = {label: [] for label, _ in STAGES}
+def stage_times(
+    url: str, rounds: int, seed: int, versions: dict[str, str] | None = None
+) -> dict[str, float]:
+    """Median server µs per call of each version (commandstats, one call per trip): the cut
+    versions of this tree's script, or ``versions`` (whole scripts, each seeding its own)."""
+    runner = Runner(url, versions or cut_versions(), seed, own_seed=versions is not None)
+    times: dict[str, list[float]] = {label: [] for label in runner.shas}
     for _ in range(rounds):
         runner.reseed()
         for label in times:
@@ -161,8 +175,11 @@ def stage_times(url: str, rounds: int, seed: int) -> dict[str, float]:
     return {label: statistics.median(values) for label, values in times.items()}
 
 
-def stage_instructions(seed: int, calls: int = 100) -> dict[str, float]:
-    """Instructions per call of each cut version, counted by callgrind inside evalShaCommand."""
+def stage_instructions(
+    seed: int, calls: int = 100, versions: dict[str, str] | None = None
+) -> dict[str, float]:
+    """Instructions per call of each version, counted by callgrind inside evalShaCommand: the
+    cut versions of this tree's script, or ``versions`` (whole scripts, each seeding its own)."""
     valgrind = shutil.which("valgrind")
     control = shutil.which("callgrind_control")
     annotate = shutil.which("callgrind_annotate")
@@ -178,9 +195,9 @@ def stage_instructions(seed: int, calls: int = 100) -> dict[str, float]:
         wrapper.chmod(0o755)
         out: dict[str, float] = {}
         with EmbeddedRedis(redis_server=str(wrapper), startup_timeout=120) as server:
-            runner = Runner(server.url, cut_versions(), seed)
+            runner = Runner(server.url, versions or cut_versions(), seed, versions is not None)
             runner.reseed()
-            for label, _ in STAGES:
+            for label in runner.shas:
                 runner.block(label, 5)  # warm: the script compiled, the code paths touched
                 subprocess.run([control, "-z", str(server.pid)], check=True, capture_output=True)
                 runner.block(label, calls)
@@ -223,7 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=30, help="rounds of --stages (default 30)")
     parser.add_argument("--seed", type=int, default=100, help="messages per session in --stages")
     parser.add_argument("--callgrind", action="store_true", help="count instructions per stage")
+    parser.add_argument("--versus", type=Path, help="another checkout's lua/ folder to compare")
     args = parser.parse_args(argv)
+    versus = None
+    if args.versus is not None:
+        versus = {
+            "this tree": _lua.SESSION_APPEND.source,
+            str(args.versus): _lua._assemble(args.versus / "session_append.lua"),
+        }
     with EmbeddedRedis() as server:
         raw = redis.Redis.from_url(server.url)
         client = rmem.Client.from_url(server.url, sync=False)
@@ -255,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         stats = raw.info("commandstats")
         client.close()
         stages = stage_times(server.url, args.rounds, args.seed) if args.stages else None
+        compared = None
+        if versus is not None and args.stages:
+            compared = stage_times(server.url, args.rounds, args.seed, versus)
     print(f"Command: `python benchmarks/profile_append.py --n {args.n}`\n")
     print("| row | p50 µs | rmem÷raw XADD |\n|---|--:|--:|")
     base = figures["raw XADD"]
@@ -275,6 +302,21 @@ def main(argv: list[str] | None = None) -> int:
             stages,
             ".1f",
         )
+    if compared is not None:
+        print(
+            f"\nWhole script, server µs per call (median of {args.rounds} rounds of {BLOCK} "
+            f"single calls, sessions of {args.seed} messages each version wrote):\n"
+        )
+        print("| script | µs per call |\n|---|--:|")
+        for label, value in compared.items():
+            print(f"| {label} | {value:.1f} |")
+    if args.callgrind and versus is not None:
+        print("\nWhole script, instructions per call (callgrind), by messages in the session:\n")
+        sizes = (1, 10, 100, 400, 2000)
+        print("| messages | " + " | ".join(versus) + " |\n|--:|" + "--:|" * len(versus))
+        for size in sizes:
+            counts = stage_instructions(size, versions=versus)
+            print(f"| {size:,} | " + " | ".join(f"{counts[k]:,.0f}" for k in versus) + " |")
     if args.callgrind:
         stage_table(
             f"session_append.lua cut short, instructions per call (callgrind, sessions of "
