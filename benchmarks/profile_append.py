@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             flat, _ = append_args(msgs, payloads, stamp)
             return session._write_args(stamp, *session._policy.args, -1, *flat)
 
-        prepared = iter([script_args() for _ in range(args.n + BLOCK)])
+        prepared = iter([script_args() for _ in range(4 * BLOCK)])
         empty = raw.script_load("return 1")
         sha = _lua.SESSION_APPEND.sha
         rows: dict[str, Callable[[], Any]] = {
