@@ -11,8 +11,14 @@
 --   (index: 6 hex digits, the message's place in its batch; a batch shares one stamp)
 -- A message whose stamp is not after the session's last clear or delete is dropped (a delayed
 -- write cannot bring back what a newer clear or delete removed).
+-- Errors: RMEM_VALIDATION for a malformed or future stamp; RMEM_CORRUPT when created, count,
+--   bytes, rev, ttl, sliding or anchor in the meta hash is damaged (see _meta.lua); either way
+--   nothing is written.
 -- Returns {created (0|1), created ms, message count, bytes, revision, messages added, change id,
 --   server time ms}
+-- Cost (docs/decisions.md, 26): one HMGET reads the meta fields and each message id's dedupe
+-- field, one HSET and one ZADD write them (per 1000 messages); tables are built whole by
+-- constructors where they can be (a table grown one key at a time is rehashed as it grows).
 --!include _session.lua
 
 local nargs = #ARGV
@@ -22,49 +28,108 @@ end
 local now = now_ms()
 local refused = check_stamp(STAMP, now, BOUND)
 if refused then return redis.error_reply(refused) end
-local m = redis.call('HMGET', META, 'created', 'count', 'bytes', 'rev', 'ttl', 'sliding',
-  'anchor', 'pst', 'clr', 'del')
+
+local CHUNK = 1000  -- messages per HMGET, HSET or ZADD: unpack() stops near 8000 values
+local n = (nargs - 9) / 2
+
+-- m[1..9] are these meta fields; m[9 + k] is the stamp stored for message k's id, if any.
+local fields = {'created', 'count', 'bytes', 'rev', 'ttl', 'sliding', 'anchor', 'pst', 'clr',
+  '#' .. ARGV[10]}
+for k = 2, n do fields[9 + k] = '#' .. ARGV[8 + 2 * k] end
+local m
+if n <= CHUNK then
+  m = redis.call('HMGET', META, unpack(fields))
+else
+  m = redis.call('HMGET', META, unpack(fields, 1, 9 + CHUNK))
+  for from = 10 + CHUNK, 9 + n, CHUNK do
+    local part = redis.call('HMGET', META, unpack(fields, from, math.min(from + CHUNK - 1, 9 + n)))
+    for i = 1, #part do m[from + i - 1] = part[i] end
+  end
+end
+refused = check_integers(META, fields, m, 7)
+if refused then return refused end
+
 local exists = m[1] ~= false
-local floor = m[9] or ''
-if m[10] and m[10] > floor then floor = m[10] end
 local count, bytes, rev = tonumber(m[2]) or 0, tonumber(m[3]) or 0, tonumber(m[4]) or 0
-local ttl, sliding, anchor = tonumber(m[5]), tonumber(m[6]), tonumber(m[7])
-local set_policy = not exists or (ARGV[6] == '1' and STAMP > (m[8] or ''))
-if set_policy then ttl, sliding = tonumber(ARGV[7]), tonumber(ARGV[8]) end
+local floor, del = m[9] or '', false
 if not exists then
+  -- A tombstone: messages stamped before the delete stay deleted.
+  del = redis.call('HGET', META, 'del')
+  if del and del > floor then floor = del end
   -- Leftovers of an expiring or deleted session never carry over.
   redis.call('DEL', MSGS)
   count, bytes = 0, 0
 end
+local old_ttl = tonumber(m[5]) or 0
+local ttl, sliding = old_ttl, m[6]
+local set_policy = not exists or (ARGV[6] == '1' and STAMP > (m[8] or ''))
+if set_policy then ttl, sliding = tonumber(ARGV[7]), ARGV[8] end
 
-local added, prefixes = 0, {}
-for i = 10, nargs, 2 do
-  local id, member = ARGV[i], ARGV[i + 1]
+-- The messages added: stamped after the last clear or delete, with an id neither stored nor
+-- earlier in the batch. first: the first one's k; more: dedupe field and stamp, then score and
+-- member, of the others (a batch only).
+local added, first, more, seen = 0, nil, nil, nil
+for k = 1, n do
+  local id, member = ARGV[8 + 2 * k], ARGV[9 + 2 * k]
   local stamp = string.sub(member, 1, 36)
-  if stamp > floor and redis.call('HSETNX', META, '#' .. id, stamp) == 1 then
-    redis.call('ZADD', MSGS, 0, member)
+  if stamp > floor and not m[9 + k] and not (seen and seen[id]) then
     added = added + 1
     bytes = bytes + #member - 43 - #id
-    prefixes[added] = string.sub(member, 1, 42 + #id)
+    if added == 1 then
+      first = k
+    else
+      more = more or {}
+      more[#more + 1] = k
+    end
+    if n > 1 then
+      seen = seen or {}
+      seen[id] = true
+    end
   end
 end
 
-local created_ms, change = tonumber(m[1]), ''
+local created_ms, change = m[1], ''
 if added > 0 then
   count, rev = count + added, rev + 1
+  local id, member = ARGV[8 + 2 * first], ARGV[9 + 2 * first]
+  local prefix = string.sub(member, 1, 42 + #id)
+  local stamp = string.sub(prefix, 1, 36)
+  local hset
   if not exists then
-    created_ms, anchor = tonumber(ARGV[9]), now
+    created_ms = tonumber(ARGV[9])
     if created_ms < 0 then created_ms = now end
-    redis.call('HDEL', META, 'del')
-    redis.call('HSET', META, 'v', 2, 'created', created_ms, 'anchor', anchor, 'count', count,
-      'bytes', bytes, 'rev', rev, 'updated', now, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP)
+    if del then redis.call('HDEL', META, 'del') end
+    hset = {fields[9 + first], stamp, 'count', count, 'bytes', bytes, 'rev', rev,
+      'updated', now, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP, 'v', 2,
+      'created', created_ms, 'anchor', now, 'ht', HT}
   elseif set_policy then
-    redis.call('HSET', META, 'count', count, 'bytes', bytes, 'rev', rev, 'updated', now,
-      'ttl', ttl, 'sliding', sliding, 'pst', STAMP)
+    hset = {fields[9 + first], stamp, 'count', count, 'bytes', bytes, 'rev', rev,
+      'updated', now, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP}
   else
-    redis.call('HSET', META, 'count', count, 'bytes', bytes, 'rev', rev, 'updated', now)
+    hset = {fields[9 + first], stamp, 'count', count, 'bytes', bytes, 'rev', rev,
+      'updated', now}
   end
-  change = record('a', rev, table.concat(prefixes, '\n'))
+  if not more then
+    redis.call('HSET', META, unpack(hset))
+    redis.call('ZADD', MSGS, 0, member)
+    change = record('a', rev, prefix)
+  else
+    local zadd, prefixes = {0, member}, {prefix}
+    for i, k in ipairs(more) do
+      id, member = ARGV[8 + 2 * k], ARGV[9 + 2 * k]
+      hset[#hset + 1] = fields[9 + k]
+      hset[#hset + 1] = string.sub(member, 1, 36)
+      zadd[2 * i + 1], zadd[2 * i + 2] = 0, member
+      prefixes[i + 1] = string.sub(member, 1, 42 + #id)
+    end
+    for from = 1, #hset, 2 * CHUNK do
+      redis.call('HSET', META, unpack(hset, from, math.min(from + 2 * CHUNK - 1, #hset)))
+    end
+    for from = 1, #zadd, 2 * CHUNK do
+      redis.call('ZADD', MSGS, unpack(zadd, from, math.min(from + 2 * CHUNK - 1, #zadd)))
+    end
+    change = record('a', rev, table.concat(prefixes, '\n'))
+  end
 elseif not exists then
   -- Every message was older than the delete that removed the session: nothing comes back.
   return {0, 0, 0, 0, rev, 0, '', now}
@@ -73,5 +138,5 @@ elseif set_policy then
   redis.call('HSET', META, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP, 'rev', rev)
   change = record('p', rev, '')
 end
-apply_ttl(ttl, sliding, anchor)
+apply_ttl(ttl, sliding == '1', exists and m[7] or now, exists and old_ttl or -1)
 return {exists and 0 or 1, created_ms, count, bytes, rev, added, change, now}

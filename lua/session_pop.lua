@@ -4,13 +4,20 @@
 -- ARGV[6] (optional) the id of the message to remove instead of the newest: how a pop made
 --   while Redis was unreachable is replayed (idempotent: a message already gone is a no-op)
 -- Returns the payload, or nil when the session is missing or empty (or lacks ARGV[6]).
+-- Errors: RMEM_CORRUPT when created, count, bytes, rev, ttl, sliding or anchor is damaged (see
+--   _meta.lua), before anything is written.
 --!include _session.lua
 
 local now = now_ms()
 local refused = check_stamp(STAMP, now, BOUND)
 if refused then return redis.error_reply(refused) end
-if redis.call('HEXISTS', META, 'created') == 0 then return nil end
-apply_stored_ttl()
+local names = {'created', 'count', 'bytes', 'rev', 'ttl', 'sliding', 'anchor'}
+local m = redis.call('HMGET', META, unpack(names))
+refused = check_integers(META, names, m, 7)
+if refused then return refused end
+if not m[1] then return nil end
+local ttl = tonumber(m[5]) or 0
+apply_ttl(ttl, m[6] == '1', tonumber(m[7]) or now, ttl)
 local member
 if ARGV[6] then
   local stamp = redis.call('HGET', META, '#' .. ARGV[6])
@@ -29,10 +36,9 @@ end
 local nul = string.find(member, '\0', 43, true)
 local id = string.sub(member, 43, nul - 1)
 local payload = string.sub(member, nul + 1)
+local rev = (tonumber(m[4]) or 0) + 1
 redis.call('HDEL', META, '#' .. id)
-redis.call('HINCRBY', META, 'count', -1)
-redis.call('HINCRBY', META, 'bytes', -#payload)
-redis.call('HSET', META, 'updated', now)
-local rev = redis.call('HINCRBY', META, 'rev', 1)
+redis.call('HSET', META, 'count', (tonumber(m[2]) or 0) - 1,
+  'bytes', (tonumber(m[3]) or 0) - #payload, 'updated', now, 'rev', rev)
 record('r', rev, string.sub(member, 1, nul - 1))
 return payload

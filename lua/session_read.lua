@@ -6,17 +6,24 @@
 -- ARGV[1] 1 = include every message, 0 = info only
 -- Returns {} when the session does not exist, else
 --   {count, bytes, created ms, updated ms, ttl ms, sliding, revision, remaining ms (-1 = none),
---    member, member, ...} with members (<stamp><id>\0<payload>) oldest first.
+--    member, member, ...} with members (<stamp><id>\0<payload>) oldest first; the header
+--    stops at a field the meta hash lacks (nil ends a Lua table), which the client reports.
+-- Errors: RMEM_CORRUPT when count, bytes, created, updated, ttl, sliding or rev is damaged (see
+--   _meta.lua), before any TTL is touched.
+--!include _meta.lua
 
 local meta = KEYS[1]
-local m = redis.call('HMGET', meta, 'count', 'bytes', 'created', 'updated', 'ttl', 'sliding', 'rev')
+local names = {'count', 'bytes', 'created', 'updated', 'ttl', 'sliding', 'rev'}
+local m = redis.call('HMGET', meta, unpack(names))
+local refused = check_integers(meta, names, m, 7)
+if refused then return refused end
 if not m[3] then return {} end
-local ttl = tonumber(m[5])
-if ttl > 0 and m[6] == '1' then
+for i = 1, 7 do m[i] = tonumber(m[i]) end
+local ttl = m[5]
+if ttl and ttl > 0 and m[6] == 1 then
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
-local out = {tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4]) or tonumber(m[3]),
-  ttl, tonumber(m[6]), tonumber(m[7]), redis.call('PTTL', meta)}
+local out = {m[1], m[2], m[3], m[4] or m[3], ttl, m[6], m[7], redis.call('PTTL', meta)}
 if ARGV[1] == '1' then
   local members = redis.call('ZRANGE', KEYS[2], 0, -1)
   for i = 1, #members do out[#out + 1] = members[i] end

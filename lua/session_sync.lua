@@ -10,14 +10,21 @@
 --   added for 'a', '<stamp><id>' prefixes removed for 'r', the stamp for 'c' and 'd' (they
 --   removed the messages stamped up to it), none for 'p').
 --   The log is 'full' whenever ARGV[1] is no longer in it (trimmed, or the keys expired).
+-- Errors: RMEM_CORRUPT when count, bytes, created, updated, ttl, sliding or rev is damaged (see
+--   _meta.lua).
+--!include _meta.lua
 
 local meta, msgs, changes = KEYS[1], KEYS[2], KEYS[3]
+local names = {'count', 'bytes', 'created', 'updated', 'ttl', 'sliding', 'rev'}
+local m = redis.call('HMGET', meta, unpack(names))
+local refused = check_integers(meta, names, m, 7)
+if refused then return refused end
+for i = 1, 7 do m[i] = tonumber(m[i]) end
 local newest = redis.call('XREVRANGE', changes, '+', '-', 'COUNT', 1)
 local newest_id = newest[1] and newest[1][1] or ''
-local m = redis.call('HMGET', meta, 'count', 'bytes', 'created', 'updated', 'ttl', 'sliding', 'rev')
-if not m[3] then return {0, tonumber(m[7]) or 0, newest_id} end
-local out = {1, tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4]) or tonumber(m[3]),
-  tonumber(m[5]), tonumber(m[6]), tonumber(m[7]), redis.call('PTTL', meta), newest_id}
+if not m[3] then return {0, m[7] or 0, newest_id} end
+local out = {1, m[1], m[2], m[3], m[4] or m[3], m[5], m[6], m[7], redis.call('PTTL', meta),
+  newest_id}
 local since, limit = ARGV[1], tonumber(ARGV[2])
 local entries = nil
 if since ~= '' and #redis.call('XRANGE', changes, since, since) == 1 then

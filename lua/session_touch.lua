@@ -1,13 +1,22 @@
 -- session_touch: restart a session's TTL when its policy is sliding (reads count as use).
 -- Not a change: nothing is logged or published.
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
+-- ARGV[1] (optional) '1': the caller ignores the time left (a read restarting a sliding TTL),
+--   so a session that is not sliding answers 0 without a PTTL call
 -- Returns the ms left before the session expires (-1 = never), or -2 when it does not exist.
+-- Errors: RMEM_CORRUPT when created, ttl or sliding is damaged (see _meta.lua), before any
+--   TTL is touched.
+--!include _meta.lua
 
-local p = redis.call('HMGET', KEYS[1], 'ttl', 'sliding', 'created')
-if not p[3] then return -2 end
-local ttl = tonumber(p[1])
-if ttl > 0 and p[2] == '1' then
+local names = {'created', 'ttl', 'sliding'}
+local m = redis.call('HMGET', KEYS[1], 'created', 'ttl', 'sliding')
+local refused = check_integers(KEYS[1], names, m, 3)
+if refused then return refused end
+if not m[1] then return -2 end
+local ttl = tonumber(m[2])
+if ttl and ttl > 0 and m[3] == '1' then
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
   return ttl
 end
+if ARGV[1] == '1' then return 0 end
 return redis.call('PTTL', KEYS[1])

@@ -13,6 +13,7 @@ from rmem._validate import _CONTROL_RE
 __all__ = ["Event", "EventKind", "Health", "Message", "SessionInfo"]
 
 _FIELD_SET = frozenset(("id", "role", "content", "created_at", "name", "metadata"))
+_PLAIN_KEYS = frozenset(("role", "content"))
 
 
 class Message(BaseModel):
@@ -73,6 +74,39 @@ class Message(BaseModel):
         if extra:
             data.update(extra)
         return data
+
+    @classmethod
+    def _plain(cls, given: dict[str, Any]) -> Message | None:
+        """The message ``model_validate(given)`` makes when ``given`` is exactly a ``role`` that
+        is a non-blank ``str``, and optionally a ``content`` that is a ``str`` or None; else None.
+
+        The append path's common case, made without pydantic's validation (~2x faster): with
+        such input no rule can fail, and the instance state is what pydantic would set
+        (declared fields in order, defaults from the same factories, ``fields_set`` = keys).
+        """
+        if not given.keys() <= _PLAIN_KEYS:
+            return None
+        role = given.get("role")
+        content = given.get("content")
+        if type(role) is not str or not role.strip():
+            return None
+        if content is not None and type(content) is not str:
+            return None
+        msg = cls.__new__(cls)
+        set_state = object.__setattr__
+        state = {
+            "role": role,
+            "content": content,
+            "id": new_id(),
+            "created_at": time.time(),
+            "name": None,
+            "metadata": None,
+        }
+        set_state(msg, "__dict__", state)
+        set_state(msg, "__pydantic_extra__", {})
+        set_state(msg, "__pydantic_fields_set__", set(given))
+        set_state(msg, "__pydantic_private__", None)
+        return msg
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> Message:

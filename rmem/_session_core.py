@@ -65,6 +65,10 @@ class TtlPolicy:
 
 def coerce_message(item: object, where: str = "message") -> Message:
     """Turn a Message or a mapping into a validated Message, or raise ValidationError."""
+    if type(item) is dict:
+        plain = Message._plain(item)  # {"role": ..., "content": "..."}: nothing can fail
+        if plain is not None:
+            return plain
     if isinstance(item, Message):
         msg = item
         _check_built(msg, where)
@@ -381,6 +385,7 @@ def find_damage(
 
 
 def _is_int(value: Any) -> bool:
+    # The rule of lua/_meta.lua: a decimal integer of at most 18 characters, as HINCRBY keeps.
     text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
     digits = text[1:] if text[:1] == "-" else text
-    return digits.isascii() and digits.isdigit()
+    return len(text) <= 18 and digits.isascii() and digits.isdigit()

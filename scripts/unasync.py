@@ -25,6 +25,7 @@ SUBSTITUTIONS = [
     (r"\bAsyncClient\b", "Client"),
     (r"\bAsyncSession\b", "Session"),
     (r"\bAsyncBackend\b", "Backend"),
+    (r"\bAsyncConnections\b", "Connections"),
     (r"\bAsyncMemories\b", "Memories"),
     (r"\bAsyncEventIterator\b", "EventIterator"),
     (r"\baembed_with\b", "embed_with"),

@@ -135,3 +135,20 @@ def test_bench_reliability_quick_run_loses_nothing_under_a_dropped_link(tmp_path
     empty = dict(zip(columns, rows["Redis restarts EMPTY (no persistence)"], strict=True))
     assert (empty["dups"], empty["converged"]) == ("0", "yes")
     assert "<!-- bench_reliability:start -->" in report.read_text(encoding="utf-8")
+
+
+def test_profile_append_stages_run_on_the_current_script() -> None:
+    # The stage cuts find session_append.lua's lines by their text: a change to the script
+    # that moves them must update STAGES in the profiler.
+    args = ["--n", "100", "--stages", "--rounds", "1", "--seed", "3"]
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/profile_append.py", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| raw EVALSHA session_append |" in proc.stdout
+    assert "| + PEXPIRE x3, reply (whole script) |" in proc.stdout

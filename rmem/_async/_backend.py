@@ -9,17 +9,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from rmem._async._connections import AsyncConnections
 from rmem._errors import UnavailableError, from_redis_error
 from rmem._fallback import Fallback
 from rmem._keys import SERVER_MARK
 from rmem._local import MEMORY_SCHEME, LocalStore, memory_server
 from rmem._lua import Arg, Script, ScriptCall, Step, commands_of
 from rmem._settings import Settings, redacted
+
+# hiredis (a dependency, through redis[hiredis]) packs commands; its stubs type the argument
+# as a one-element tuple.
+_hiredis_pack: Any = hiredis.pack_command
 
 
 def _raw(response: Any, **options: Any) -> Any:
@@ -68,7 +74,10 @@ class AsyncBackend:
         kwargs = pool.connection_kwargs
         if not self.memory:
             self.where = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
+        # The redis-py client parses replies (its response callbacks); the round trips go over
+        # rmem's own connections (see _connections).
         self.redis = Redis(connection_pool=pool, retry=no_retry)
+        self._connections = AsyncConnections(pool, settings.pool_size, settings.pool_timeout)
         # Stream replies stay as hiredis gives them (nested lists): rmem reads one field per
         # entry, and redis-py's default turns every entry into a dict first.
         for command in ("XRANGE", "XREVRANGE"):
@@ -118,8 +127,12 @@ class AsyncBackend:
             UnavailableError: Redis cannot be reached (the fallback is not engaged by this).
         """
         try:
-            info = await self.redis.execute_command("INFO", "server")
-            modules = await self.redis.execute_command("MODULE", "LIST")
+            info, modules = await self._round_trip(
+                (("INFO", "server"), ("MODULE", "LIST")), parse=True
+            )
+            for reply in (info, modules):
+                if isinstance(reply, Exception):
+                    raise reply
         except (RedisError, OSError) as exc:
             raise from_redis_error(exc, self.where) from exc
         return info, modules
@@ -143,12 +156,8 @@ class AsyncBackend:
                 if served is not None:
                     return served
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for command in commands:
-                        pipe.execute_command(*command)
-                    # Errors come back as replies, as Redis sent them (raise_on_error would
-                    # prefix each with the pipeline's position, hiding WRONGTYPE and friends).
-                    replies = list(await pipe.execute(raise_on_error=False))
+                # Errors come back as replies, as Redis sent them.
+                replies = await self._round_trip(commands, parse=True)
             except (RedisError, OSError) as exc:
                 error = from_redis_error(exc, self.where, namespace=namespace)
                 if not (isinstance(error, UnavailableError) and self._unreachable(error)):
@@ -223,27 +232,34 @@ class AsyncBackend:
             ) from failed[0]
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _round_trip(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
-        # Sends the commands in one write and reads one reply each, on one pooled connection.
-        # redis-py's Pipeline does the same with several times the Python work per call, and
-        # the read path runs on every agent turn.
-        pool = self.redis.connection_pool
-        conn = await pool.get_connection()
+    async def _round_trip(
+        self, commands: Sequence[Sequence[Arg]], *, parse: bool = False
+    ) -> list[Any]:
+        # Sends the commands in one write and reads one reply each, on one connection; a
+        # command Redis refused has its error in its place. parse: replies go through
+        # redis-py's response callbacks (as its own commands and pipelines give them);
+        # otherwise they stay as the parser gives them. redis-py's Pipeline does the same
+        # with several times the Python work per call, and every append and read comes here.
+        connections = self._connections
+        conn = await connections.get()
         try:
-            await conn.send_packed_command(conn.pack_commands(commands))
+            await conn.send_packed_command(_pack(conn, commands))
             replies: list[Any] = []
-            for _ in commands:
+            for command in commands:
                 try:
-                    replies.append(await conn.read_response())
+                    if parse:
+                        name = str(command[0])  # rmem names commands with str
+                        replies.append(await self.redis.parse_response(conn, name))
+                    else:
+                        replies.append(await conn.read_response())
                 except ResponseError as exc:
                     replies.append(exc)  # the connection stays in step: the reply was read
-            return replies
         except BaseException:
-            # Replies may still be in flight: this connection cannot be reused.
-            await conn.disconnect()
+            # Replies may still be in flight: this connection cannot be reused as it is.
+            await connections.put(conn, broken=True)
             raise
-        finally:
-            await pool.release(conn)
+        await connections.put(conn)
+        return replies
 
     async def aclose(self) -> None:
         """Close every connection of the pool, and stop the fallback's recovery thread."""
@@ -251,8 +267,19 @@ class AsyncBackend:
             self.fallback.close()
         if self.store is not None:
             self.store.close()
+        await self._connections.aclose()
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
+
+
+def _pack(conn: Any, commands: Sequence[Sequence[Arg]]) -> list[bytes]:
+    # hiredis packs the same bytes as redis-py's packer (which calls it too) in a third of the
+    # time; for an argument hiredis refuses, redis-py's packer raises its DataError.
+    try:
+        return [b"".join([_hiredis_pack(c if type(c) is tuple else tuple(c)) for c in commands])]
+    except TypeError:
+        packed: list[bytes] = conn.pack_commands(commands)
+        return packed
 
 
 def _text(value: Any) -> str:

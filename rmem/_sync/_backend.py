@@ -10,17 +10,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 from redis import BlockingConnectionPool, Redis
 from redis.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from rmem._sync._connections import Connections
 from rmem._errors import UnavailableError, from_redis_error
 from rmem._fallback import Fallback
 from rmem._keys import SERVER_MARK
 from rmem._local import MEMORY_SCHEME, LocalStore, memory_server
 from rmem._lua import Arg, Script, ScriptCall, Step, commands_of
 from rmem._settings import Settings, redacted
+
+# hiredis (a dependency, through redis[hiredis]) packs commands; its stubs type the argument
+# as a one-element tuple.
+_hiredis_pack: Any = hiredis.pack_command
 
 
 def _raw(response: Any, **options: Any) -> Any:
@@ -69,7 +75,10 @@ class Backend:
         kwargs = pool.connection_kwargs
         if not self.memory:
             self.where = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
+        # The redis-py client parses replies (its response callbacks); the round trips go over
+        # rmem's own connections (see _connections).
         self.redis = Redis(connection_pool=pool, retry=no_retry)
+        self._connections = Connections(pool, settings.pool_size, settings.pool_timeout)
         # Stream replies stay as hiredis gives them (nested lists): rmem reads one field per
         # entry, and redis-py's default turns every entry into a dict first.
         for command in ("XRANGE", "XREVRANGE"):
@@ -119,8 +128,12 @@ class Backend:
             UnavailableError: Redis cannot be reached (the fallback is not engaged by this).
         """
         try:
-            info = self.redis.execute_command("INFO", "server")
-            modules = self.redis.execute_command("MODULE", "LIST")
+            info, modules = self._round_trip(
+                (("INFO", "server"), ("MODULE", "LIST")), parse=True
+            )
+            for reply in (info, modules):
+                if isinstance(reply, Exception):
+                    raise reply
         except (RedisError, OSError) as exc:
             raise from_redis_error(exc, self.where) from exc
         return info, modules
@@ -144,12 +157,8 @@ class Backend:
                 if served is not None:
                     return served
             try:
-                with self.redis.pipeline(transaction=False) as pipe:
-                    for command in commands:
-                        pipe.execute_command(*command)
-                    # Errors come back as replies, as Redis sent them (raise_on_error would
-                    # prefix each with the pipeline's position, hiding WRONGTYPE and friends).
-                    replies = list(pipe.execute(raise_on_error=False))
+                # Errors come back as replies, as Redis sent them.
+                replies = self._round_trip(commands, parse=True)
             except (RedisError, OSError) as exc:
                 error = from_redis_error(exc, self.where, namespace=namespace)
                 if not (isinstance(error, UnavailableError) and self._unreachable(error)):
@@ -224,27 +233,34 @@ class Backend:
             ) from failed[0]
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _round_trip(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
-        # Sends the commands in one write and reads one reply each, on one pooled connection.
-        # redis-py's Pipeline does the same with several times the Python work per call, and
-        # the read path runs on every agent turn.
-        pool = self.redis.connection_pool
-        conn = pool.get_connection()
+    def _round_trip(
+        self, commands: Sequence[Sequence[Arg]], *, parse: bool = False
+    ) -> list[Any]:
+        # Sends the commands in one write and reads one reply each, on one connection; a
+        # command Redis refused has its error in its place. parse: replies go through
+        # redis-py's response callbacks (as its own commands and pipelines give them);
+        # otherwise they stay as the parser gives them. redis-py's Pipeline does the same
+        # with several times the Python work per call, and every append and read comes here.
+        connections = self._connections
+        conn = connections.get()
         try:
-            conn.send_packed_command(conn.pack_commands(commands))
+            conn.send_packed_command(_pack(conn, commands))
             replies: list[Any] = []
-            for _ in commands:
+            for command in commands:
                 try:
-                    replies.append(conn.read_response())
+                    if parse:
+                        name = str(command[0])  # rmem names commands with str
+                        replies.append(self.redis.parse_response(conn, name))
+                    else:
+                        replies.append(conn.read_response())
                 except ResponseError as exc:
                     replies.append(exc)  # the connection stays in step: the reply was read
-            return replies
         except BaseException:
-            # Replies may still be in flight: this connection cannot be reused.
-            conn.disconnect()
+            # Replies may still be in flight: this connection cannot be reused as it is.
+            connections.put(conn, broken=True)
             raise
-        finally:
-            pool.release(conn)
+        connections.put(conn)
+        return replies
 
     def close(self) -> None:
         """Close every connection of the pool, and stop the fallback's recovery thread."""
@@ -252,8 +268,19 @@ class Backend:
             self.fallback.close()
         if self.store is not None:
             self.store.close()
+        self._connections.close()
         self.redis.close()
         self.redis.connection_pool.disconnect()
+
+
+def _pack(conn: Any, commands: Sequence[Sequence[Arg]]) -> list[bytes]:
+    # hiredis packs the same bytes as redis-py's packer (which calls it too) in a third of the
+    # time; for an argument hiredis refuses, redis-py's packer raises its DataError.
+    try:
+        return [b"".join([_hiredis_pack(c if type(c) is tuple else tuple(c)) for c in commands])]
+    except TypeError:
+        packed: list[bytes] = conn.pack_commands(commands)
+        return packed
 
 
 def _text(value: Any) -> str:

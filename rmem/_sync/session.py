@@ -32,6 +32,8 @@ from rmem._validate import check_ttl
 if TYPE_CHECKING:
     from rmem._sync.client import Client
 
+_TIME_LEFT_UNUSED: tuple[Arg, ...] = (1,)  # session_touch's ARGV: skip its PTTL (a read)
+
 
 class Session:
     """A handle on one session of a namespace. Making one does no I/O.
@@ -41,7 +43,8 @@ class Session:
     Get one from ``client.session(session_id, ttl=..., sliding=...)``.
 
     Any method raises ``CorruptDataError`` naming the key when something other than rmem
-    damaged the session's data in Redis (see docs/decisions.md, 23).
+    damaged the session's data in Redis, before it changes anything; ``delete()`` removes
+    such a session, and ``clear()`` heals damaged counts (see docs/decisions.md, 23 and 25).
     """
 
     __slots__ = (
@@ -203,7 +206,7 @@ class Session:
             members, _ = self._backend.pipeline(
                 (
                     ("ZRANGE", self._keys.msgs, -count if count else 0, -1),
-                    ScriptCall(_lua.SESSION_TOUCH, self._keys, ()),
+                    ScriptCall(_lua.SESSION_TOUCH, self._keys, _TIME_LEFT_UNUSED),
                 ),
                 namespace=self._namespace,
                 session=self._id,
@@ -284,6 +287,8 @@ class Session:
 
         Raises:
             NotFoundError: the session does not exist.
+            CorruptDataError: the session's creation time or TTL policy in Redis was damaged
+                by something else (nothing changed; ``delete()`` removes the session).
         """
         removed = int(self._write(_lua.SESSION_CLEAR, self._clock.now_text()))
         if removed < 0:
@@ -291,7 +296,11 @@ class Session:
         return removed
 
     def delete(self) -> bool:
-        """Delete the session and all its keys; False when it did not exist."""
+        """Delete the session and all its keys; False when it did not exist.
+
+        Also removes a session whose data something else damaged, which every other method
+        refuses with ``CorruptDataError``.
+        """
         tombstone_ms = int(self._settings.tombstone_ttl * 1000)
         created = int(self._write(_lua.SESSION_DELETE, self._clock.now_text(), tombstone_ms))
         if created > 0:  # -1: messages stamped after this delete keep the session (see Lua)
