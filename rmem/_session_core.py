@@ -203,6 +203,12 @@ def append_args(
 
 def decode_messages(payloads: Sequence[bytes], key: str) -> list[Message]:
     """Decode stored payloads into Messages, naming ``key`` when one is damaged."""
+    return Message.from_stored_many(decode_dicts(payloads, key))
+
+
+def decode_dicts(payloads: Sequence[bytes], key: str) -> list[dict[str, Any]]:
+    """Decode stored payloads into the dicts rmem stored, checked as messages (fresh dicts the
+    caller owns), naming ``key`` when one is damaged."""
     try:
         items = unpack_many(payloads)
     except CorruptDataError as exc:
@@ -217,7 +223,7 @@ def decode_messages(payloads: Sequence[bytes], key: str) -> list[Message]:
             or type(data.get("metadata")) not in _OPTIONAL_DICT
         ):
             raise CorruptDataError(f"message in {key} is not an rmem message", key=key)
-    return Message.from_stored_many(items)
+    return items
 
 
 _NUMBER_TYPES: Final = (float, int)

@@ -79,6 +79,26 @@ def client(redis_url: str, namespace: str) -> Iterator[rmem.Client]:
         yield c
 
 
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis_py.Redis]:
+    """A plain redis-py client on the test server, to look at or damage keys directly."""
+    conn = redis_py.Redis.from_url(redis_url)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pair(redis_url: str, namespace: str) -> Iterator[tuple[rmem.Client, rmem.Client]]:
+    """Two instances (own node id, sync thread and replicas each) on one namespace, synced."""
+    a = rmem.Client.from_url(redis_url, namespace=namespace)
+    b = rmem.Client.from_url(redis_url, namespace=namespace)
+    assert a.node_id != b.node_id
+    assert a.wait_synced() and b.wait_synced()
+    yield a, b
+    a.close()
+    b.close()
+
+
 class AsyncDriver:
     """Wraps an async rmem object so its coroutines run to completion on one event loop.
 

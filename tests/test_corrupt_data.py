@@ -24,13 +24,6 @@ STAMP = "f" * 36  # sorts after every real stamp: the newest message
 HEAD = (STAMP + "000000").encode()
 
 
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
 def message(**fields: Any) -> bytes:
     return bytes([FORMAT_V1]) + msgpack.packb(fields)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -120,23 +120,6 @@ def test_a_damaged_revision_is_named_and_nothing_is_written(api: Api) -> None:
 
 
 # ---------------------------------------------------------------- the sync thread
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def pair(redis_url: str, namespace: str) -> Iterator[tuple[rmem.Client, rmem.Client]]:
-    a = rmem.Client.from_url(redis_url, namespace=namespace)
-    b = rmem.Client.from_url(redis_url, namespace=namespace)
-    assert a.wait_synced() and b.wait_synced()
-    yield a, b
-    a.close()
-    b.close()
 
 
 def engine(client: rmem.Client) -> SyncEngine:

@@ -11,7 +11,7 @@ unaffected throughout.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -198,13 +198,6 @@ def test_a_meta_hash_of_only_damage_is_healed_by_delete(api: Api) -> None:
 
 
 # ---------------------------------------------------------------- the scripts themselves
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def _old_delete(raw: redis.Redis, namespace: str, session_id: str) -> Any:

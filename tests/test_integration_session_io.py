@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -216,12 +215,6 @@ def test_damaged_members_are_reported_as_decode_members_reports_them(member: byt
             decode_stored(members, "the-key")
         assert seam.value.key == core.value.key == "the-key"
         assert str(seam.value) == str(core.value)
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    with redis.Redis.from_url(redis_url) as client:
-        yield client
 
 
 def count_commands(raw: redis.Redis, call: Any) -> dict[str, int]:

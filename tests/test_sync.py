@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -48,17 +48,6 @@ def replica_messages(client: rmem.Client, session_id: str) -> list[str] | None:
 def redis_messages(url: str, namespace: str, session_id: str) -> list[str]:
     with rmem.Client.from_url(url, namespace=namespace, sync=False) as reader:
         return [m.id for m in reader.session(session_id).messages()]
-
-
-@pytest.fixture
-def pair(redis_url: str, namespace: str) -> Iterator[tuple[rmem.Client, rmem.Client]]:
-    a = rmem.Client.from_url(redis_url, namespace=namespace)
-    b = rmem.Client.from_url(redis_url, namespace=namespace)
-    assert a.node_id != b.node_id
-    assert a.wait_synced() and b.wait_synced()
-    yield a, b
-    a.close()
-    b.close()
 
 
 def test_replica_serves_reads_and_follows_other_instances(

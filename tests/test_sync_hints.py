@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,21 +24,13 @@ from rmem._replica import SyncEngine
 from tests.test_sync import engine, redis_messages, replica_messages, wait_until
 
 
-@pytest.fixture
-def pair(redis_url: str, namespace: str) -> Iterator[tuple[rmem.Client, rmem.Client]]:
-    a = rmem.Client.from_url(redis_url, namespace=namespace)
-    b = rmem.Client.from_url(redis_url, namespace=namespace)
-    assert a.wait_synced() and b.wait_synced()
-    yield a, b
-    a.close()
-    b.close()
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(redis_url)
-    yield conn
-    conn.close()
+def _open_replica(client: rmem.Client, session_id: str) -> rmem.Session:
+    """A session with one message whose replica in ``client`` is caught up."""
+    session = client.session(session_id)
+    session.append({"role": "user", "content": "first"})
+    session.messages()  # opens the replica
+    wait_until(lambda: replica_messages(client, session_id) is not None)
+    return session
 
 
 def _count_catch_ups(sync: SyncEngine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -59,10 +50,7 @@ def test_own_appends_are_not_caught_up_from_redis(
     pair: tuple[rmem.Client, rmem.Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b = pair
-    session = a.session("own")
-    session.append({"role": "user", "content": "first"})
-    session.messages()  # opens the replica
-    wait_until(lambda: replica_messages(a, "own") is not None)
+    session = _open_replica(a, "own")
     caught_up = _count_catch_ups(engine(a), monkeypatch)
     events = a.events()
     written = [session.append({"role": "user", "content": f"m{i}"}).id for i in range(30)]
@@ -82,15 +70,11 @@ def test_own_appends_are_not_caught_up_from_redis(
     assert caught_up.count("own") >= 1
 
 
-
 def test_a_write_whose_reply_is_lost_is_caught_up_from_redis(
     pair: tuple[rmem.Client, rmem.Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _ = pair
-    session = a.session("lost")
-    session.append({"role": "user", "content": "first"})
-    session.messages()
-    wait_until(lambda: replica_messages(a, "lost") is not None)
+    session = _open_replica(a, "lost")
     backend = a._backend
     real = backend.run
 

@@ -36,13 +36,13 @@ import msgpack
 
 from rmem import _lua
 from rmem._async.session import AsyncSession
-from rmem._codec import pack, unpack_many
+from rmem._codec import pack
 from rmem._errors import BackendError, CorruptDataError, ValidationError
 from rmem._ids import new_id
 from rmem._keys import SessionKeys
 from rmem._lua import ScriptCall
 from rmem._models import Message
-from rmem._session_core import HEAD_LEN, append_args, check_last
+from rmem._session_core import HEAD_LEN, append_args, check_last, decode_dicts
 from rmem._settings import Settings
 from rmem._sync.session import Session
 from rmem._validate import check_plain
@@ -52,10 +52,7 @@ AGENTSESSION_REPLACE: Final = _lua.script("agentsession_replace")
 
 # The fields rmem declares on a message; everything else is kept as an extra field.
 _DECLARED: Final = frozenset(("id", "role", "content", "created_at", "name", "metadata"))
-_NUMBER: Final = (float, int)
 _new, _set = Message.__new__, object.__setattr__
-_OPTIONAL_STR: Final = (str, type(None))
-_OPTIONAL_DICT: Final = (dict, type(None))
 
 
 def encode(fields: dict[str, Any], settings: Settings, where: str) -> tuple[Message, bytes]:
@@ -245,22 +242,9 @@ def decode_stored(members: Sequence[Any], key: str) -> list[dict[str, Any]]:
     """
     try:
         payloads = [m[m.index(b"\0", HEAD_LEN) + 1 :] for m in members]
-        items = unpack_many(payloads)
     except (ValueError, TypeError, AttributeError):
         raise CorruptDataError(f"an entry of {key} is not an rmem message", key=key) from None
-    except CorruptDataError as exc:
-        raise CorruptDataError(f"message in {key} is corrupt: {exc}", key=key) from None
-    for data in items:
-        if (
-            type(data) is not dict
-            or type(data.get("role")) is not str
-            or type(data.get("id")) is not str
-            or type(data.get("created_at", 0.0)) not in _NUMBER
-            or type(data.get("name")) not in _OPTIONAL_STR
-            or type(data.get("metadata")) not in _OPTIONAL_DICT
-        ):
-            raise CorruptDataError(f"message in {key} is not an rmem message", key=key)
-    return items
+    return decode_dicts(payloads, key)
 
 
 class StoredForms:
