@@ -15,7 +15,7 @@
 --   bytes, rev, ttl, sliding or anchor in the meta hash is damaged (see _meta.lua); either way
 --   nothing is written.
 -- Returns {created (0|1), created ms, message count, bytes, revision, messages added, change id,
---   server time ms}
+--   server time ms, ms before the keys expire for a sliding TTL (-1: not sliding, or forever)}
 -- Cost (docs/decisions.md, 26): one HMGET reads the meta fields and each message id's dedupe
 -- field, one HSET and one ZADD write them (per 1000 messages); tables are built whole by
 -- constructors where they can be (a table grown one key at a time is rehashed as it grows).
@@ -32,17 +32,18 @@ if refused then return redis.error_reply(refused) end
 local CHUNK = 1000  -- messages per HMGET, HSET or ZADD: unpack() stops near 8000 values
 local n = (nargs - 9) / 2
 
--- m[1..9] are these meta fields; m[9 + k] is the stamp stored for message k's id, if any.
+-- m[1..NF] are these meta fields; m[NF + k] is the stamp stored for message k's id, if any.
+local NF = 10
 local fields = {'created', 'count', 'bytes', 'rev', 'ttl', 'sliding', 'anchor', 'pst', 'clr',
-  '#' .. ARGV[10]}
-for k = 2, n do fields[9 + k] = '#' .. ARGV[8 + 2 * k] end
+  'exp', '#' .. ARGV[10]}
+for k = 2, n do fields[NF + k] = '#' .. ARGV[8 + 2 * k] end
 local m
 if n <= CHUNK then
   m = redis.call('HMGET', META, unpack(fields))
 else
-  m = redis.call('HMGET', META, unpack(fields, 1, 9 + CHUNK))
-  for from = 10 + CHUNK, 9 + n, CHUNK do
-    local part = redis.call('HMGET', META, unpack(fields, from, math.min(from + CHUNK - 1, 9 + n)))
+  m = redis.call('HMGET', META, unpack(fields, 1, NF + CHUNK))
+  for from = NF + 1 + CHUNK, NF + n, CHUNK do
+    local part = redis.call('HMGET', META, unpack(fields, from, math.min(from + CHUNK - 1, NF + n)))
     for i = 1, #part do m[from + i - 1] = part[i] end
   end
 end
@@ -64,6 +65,16 @@ local old_ttl = tonumber(m[5]) or 0
 local ttl, sliding = old_ttl, m[6]
 local set_policy = not exists or (ARGV[6] == '1' and STAMP > (m[8] or ''))
 if set_policy then ttl, sliding = tonumber(ARGV[7]), ARGV[8] end
+-- Whether every key's expiry is set again (decision 30): always for a new session, a changed
+-- policy, or a message set this append re-creates (count 0: the set had been removed); an
+-- absolute TTL otherwise stays where it is, and a sliding one is restarted only when due
+-- (ttl_restart_due). exp: the expiry a sliding TTL set here gives every key, kept in the meta
+-- hash; every key of a session carries an expiry no earlier than the stored exp.
+local expire_keys, exp = true, nil
+if exists and count > 0 and ttl > 0 and ttl == old_ttl and sliding == m[6] then
+  expire_keys = sliding == '1' and ttl_restart_due(tonumber(m[10]), now, ttl)
+end
+if expire_keys and ttl > 0 and sliding == '1' then exp = now + ttl end
 
 -- The messages added: stamped after the last clear or delete, with an id neither stored nor
 -- earlier in the batch. first: the first one's k; more: dedupe field and stamp, then score and
@@ -72,7 +83,7 @@ local added, first, more, seen = 0, nil, nil, nil
 for k = 1, n do
   local id, member = ARGV[8 + 2 * k], ARGV[9 + 2 * k]
   local stamp = string.sub(member, 1, 36)
-  if stamp > floor and not m[9 + k] and not (seen and seen[id]) then
+  if stamp > floor and not m[NF + k] and not (seen and seen[id]) then
     added = added + 1
     bytes = bytes + #member - 43 - #id
     if added == 1 then
@@ -99,15 +110,19 @@ if added > 0 then
     created_ms = tonumber(ARGV[9])
     if created_ms < 0 then created_ms = now end
     if del then redis.call('HDEL', META, 'del') end
-    hset = {fields[9 + first], stamp, 'count', count, 'bytes', bytes, 'rev', rev,
+    hset = {fields[NF + first], stamp, 'count', count, 'bytes', bytes, 'rev', rev,
       'updated', now, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP, 'v', 2,
       'created', created_ms, 'anchor', now, 'ht', HT}
   elseif set_policy then
-    hset = {fields[9 + first], stamp, 'count', count, 'bytes', bytes, 'rev', rev,
+    hset = {fields[NF + first], stamp, 'count', count, 'bytes', bytes, 'rev', rev,
       'updated', now, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP}
   else
-    hset = {fields[9 + first], stamp, 'count', count, 'bytes', bytes, 'rev', rev,
+    hset = {fields[NF + first], stamp, 'count', count, 'bytes', bytes, 'rev', rev,
       'updated', now}
+  end
+  if exp then
+    hset[#hset + 1] = 'exp'
+    hset[#hset + 1] = exp
   end
   if not more then
     redis.call('HSET', META, unpack(hset))
@@ -117,7 +132,7 @@ if added > 0 then
     local zadd, prefixes = {0, member}, {prefix}
     for i, k in ipairs(more) do
       id, member = ARGV[8 + 2 * k], ARGV[9 + 2 * k]
-      hset[#hset + 1] = fields[9 + k]
+      hset[#hset + 1] = fields[NF + k]
       hset[#hset + 1] = string.sub(member, 1, 36)
       zadd[2 * i + 1], zadd[2 * i + 2] = 0, member
       prefixes[i + 1] = string.sub(member, 1, 42 + #id)
@@ -132,11 +147,17 @@ if added > 0 then
   end
 elseif not exists then
   -- Every message was older than the delete that removed the session: nothing comes back.
-  return {0, 0, 0, 0, rev, 0, '', now}
+  return {0, 0, 0, 0, rev, 0, '', now, -1}
 elseif set_policy then
   rev = rev + 1
-  redis.call('HSET', META, 'ttl', ttl, 'sliding', sliding, 'pst', STAMP, 'rev', rev)
+  local hset = {'ttl', ttl, 'sliding', sliding, 'pst', STAMP, 'rev', rev}
+  if exp then hset[9], hset[10] = 'exp', exp end
+  redis.call('HSET', META, unpack(hset))
   change = record('p', rev, '')
 end
-apply_ttl(ttl, sliding == '1', exists and m[7] or now, exists and old_ttl or -1)
-return {exists and 0 or 1, created_ms, count, bytes, rev, added, change, now}
+if expire_keys then
+  apply_ttl(ttl, sliding == '1', exists and m[7] or now, exists and old_ttl or -1)
+end
+local left = -1
+if ttl > 0 and sliding == '1' then left = (exp or tonumber(m[10])) - now end
+return {exists and 0 or 1, created_ms, count, bytes, rev, added, change, now, left}

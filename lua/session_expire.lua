@@ -20,8 +20,9 @@ if STAMP <= (m[4] or '') then return 1 end
 local ttl, sliding = tonumber(ARGV[6]), ARGV[7]
 if sliding == '-1' then sliding = m[2] or '0' end
 local rev = (tonumber(m[3]) or 0) + 1
+local exp = (ttl > 0 and sliding == '1') and now + ttl or 0  -- see session_append.lua
 redis.call('HSET', META, 'ttl', ttl, 'sliding', sliding, 'anchor', now, 'pst', STAMP,
-  'rev', rev)
+  'rev', rev, 'exp', exp)
 record('p', rev, '')
 apply_ttl(ttl, sliding == '1', now, -1)
 return 1

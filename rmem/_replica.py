@@ -280,7 +280,7 @@ class SyncEngine:
             replica = self._sessions.get((namespace, session_id))
             if replica is None:
                 return
-            created, created_ms, count, size, rev, added, change, now_ms = reply
+            created, created_ms, count, size, rev, added, change, now_ms, left = reply
             rev, added = int(rev), int(added)
             replica.gen += 1
             if int(created):
@@ -303,8 +303,10 @@ class SyncEngine:
                 replica.ttl_ms, replica.sliding = policy[1], bool(policy[2])
             elif policy[0]:
                 replica.dirty = True  # the policy may or may not have won: ask Redis
-            if replica.sliding and replica.ttl_ms > 0:
-                replica.deadline = time.monotonic() + replica.ttl_ms / 1000
+            if replica.sliding and replica.ttl_ms > 0 and int(left) >= 0:
+                # When the keys expire: ttl from now, or a little sooner when the append left
+                # a TTL restarted moments before as it was (decision 30).
+                replica.deadline = time.monotonic() + int(left) / 1000
             if len(replica.messages) != replica.count:
                 replica.dirty = True
 

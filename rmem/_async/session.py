@@ -31,7 +31,9 @@ from rmem._validate import check_ttl
 if TYPE_CHECKING:
     from rmem._async.client import AsyncClient
 
-_TIME_LEFT_UNUSED: tuple[Arg, ...] = (1,)  # session_touch's ARGV: skip its PTTL (a read)
+# session_touch's ARGV for a read: no PTTL, and a sliding TTL restarted under
+# min(1 s, ttl / 10) ago stays as it is (decision 30).
+_TIME_LEFT_UNUSED: tuple[Arg, ...] = (1,)
 
 
 class AsyncSession:
