@@ -6,6 +6,7 @@ Every error rmem raises is an :class:`RmemError`; raw redis-py exceptions never 
     ├── ValidationError        bad input; raised before anything is written (also a ValueError)
     ├── NotFoundError          the session or record does not exist (also a LookupError)
     ├── UnavailableError       Redis cannot be reached; names the host
+    │   └── PoolTimeoutError   no pooled connection came free in time (the fallback stays off)
     ├── CorruptDataError       a value in Redis does not decode or has the wrong type; names the key
     ├── BackendError           Redis answered with an error rmem did not expect
     ├── SchemaMismatchError    a namespace's search index has another dimension or schema
@@ -20,6 +21,7 @@ __all__ = [
     "BackendError",
     "CorruptDataError",
     "NotFoundError",
+    "PoolTimeoutError",
     "RmemError",
     "SchemaMismatchError",
     "ServerError",
@@ -61,6 +63,12 @@ class NotFoundError(RmemError, LookupError):
 
 class UnavailableError(RmemError):
     """Redis cannot be reached (refused, timed out, or the connection dropped)."""
+
+
+class PoolTimeoutError(UnavailableError):
+    """No connection of the client's pool came free within ``pool_timeout``: the client has more
+    calls in flight than ``pool_size``. Redis is not down, so the fallback does not take over;
+    raise ``pool_size`` or ``pool_timeout``, or make fewer calls at once."""
 
 
 class CorruptDataError(RmemError):

@@ -131,6 +131,42 @@ def test_a_caller_waits_at_most_pool_timeout(redis_url: str, namespace: str) -> 
         assert c.session("s").count() == 2
 
 
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_full_pool_raises_and_never_engages_the_fallback(
+    redis_url: str, namespace: str, flavour: str
+) -> None:
+    # More calls in flight than pool_size is the client's own load, not Redis down: serving
+    # them locally would hide writes from every other instance until a replay.
+    options = {"namespace": namespace, "sync": False, "pool_size": 1, "pool_timeout": 0.2}
+    if flavour == "sync":
+        c = rmem.Client.from_url(redis_url, **options)
+        s = c.session("s")
+        s.append({"role": "user"})
+        held = c._backend._connections.get()  # the only connection, taken
+        with pytest.raises(rmem.PoolTimeoutError, match="pool_size"):
+            s.append({"role": "user", "content": "refused"})
+        assert c._backend.degraded is False
+        c._backend._connections.put(held)
+        s.append({"role": "user", "content": "after"})
+        assert [m.content for m in s.messages()] == [None, "after"]
+        c.close()
+        return
+
+    async def scenario() -> None:
+        async with rmem.AsyncClient.from_url(redis_url, **options) as ac:
+            s = ac.session("s")
+            await s.append({"role": "user"})
+            held = await ac._backend._connections.get()
+            with pytest.raises(rmem.PoolTimeoutError, match="pool_size"):
+                await s.append({"role": "user", "content": "refused"})
+            assert ac._backend.degraded is False
+            await ac._backend._connections.put(held)
+            await s.append({"role": "user", "content": "after"})
+            assert [m.content for m in await s.messages()] == [None, "after"]
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_opens_its_own_connection(
     redis_url: str, namespace: str, raw: redis.Redis

@@ -21,6 +21,8 @@ from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rmem._errors import PoolTimeoutError
+
 WAIT_STEP = 0.001
 """Seconds between two looks for a free connection while all ``size`` are in use."""
 
@@ -66,7 +68,10 @@ class AsyncConnections:
             if not deadline:
                 deadline = now + self._timeout
             elif now >= deadline:
-                raise RedisConnectionError("No connection available.")
+                raise PoolTimeoutError(
+                    f"No connection available: all {self._size} of the pool's connections "
+                    f"stayed in use for {self._timeout} s (pool_size, pool_timeout)"
+                )
             await asyncio.sleep(WAIT_STEP)
         if conn is None:
             try:

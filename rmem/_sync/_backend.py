@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from rmem._sync._connections import Connections
-from rmem._errors import UnavailableError, from_redis_error
+from rmem._errors import PoolTimeoutError, UnavailableError, from_redis_error
 from rmem._fallback import Fallback
 from rmem._keys import SERVER_MARK
 from rmem._local import MEMORY_SCHEME, LocalStore, memory_server
@@ -115,8 +115,9 @@ class Backend:
         return fallback is not None and fallback.active
 
     def _unreachable(self, exc: UnavailableError) -> bool:
-        # True when the call should be served locally instead of raising.
-        if self.fallback is None:
+        # True when the call should be served locally instead of raising. A pool with no free
+        # connection is this client's own load, not Redis down: that raises.
+        if self.fallback is None or isinstance(exc, PoolTimeoutError):
             return False
         self.fallback.degrade(exc)
         return True

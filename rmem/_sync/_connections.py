@@ -22,6 +22,8 @@ from redis import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rmem._errors import PoolTimeoutError
+
 WAIT_STEP = 0.001
 """Seconds between two looks for a free connection while all ``size`` are in use."""
 
@@ -67,7 +69,10 @@ class Connections:
             if not deadline:
                 deadline = now + self._timeout
             elif now >= deadline:
-                raise RedisConnectionError("No connection available.")
+                raise PoolTimeoutError(
+                    f"No connection available: all {self._size} of the pool's connections "
+                    f"stayed in use for {self._timeout} s (pool_size, pool_timeout)"
+                )
             time.sleep(WAIT_STEP)
         if conn is None:
             try:
