@@ -271,11 +271,15 @@ class SyncEngine:
         namespace: str,
         session_id: str,
         reply: Sequence[Any],
-        messages: Sequence[Message],
+        decode: Callable[[], Sequence[Message]],
         prefixes: Sequence[bytes],
         policy: tuple[int, int, int],
     ) -> None:
-        """Apply this client's own append to its replica (or mark the replica stale)."""
+        """Apply this client's own append to its replica (or mark the replica stale).
+
+        ``decode`` returns the appended messages as the replica keeps them; it is called only
+        when the replica takes them.
+        """
         with self._lock:
             replica = self._sessions.get((namespace, session_id))
             if replica is None:
@@ -291,10 +295,10 @@ class SyncEngine:
             if not (replica.exists or int(created)) or replica.rev != rev - 1:
                 replica.dirty = replica.dirty or rev > replica.rev
                 return
-            if added != len(messages):
+            if added != len(prefixes):
                 replica.dirty = True
                 return
-            for prefix, message in zip(prefixes, messages, strict=True):
+            for prefix, message in zip(prefixes, decode(), strict=True):
                 replica.add(prefix, message)
             replica.rev, replica.change_id = rev, _text(change)
             replica.count, replica.size, replica.updated = int(count), int(size), int(now_ms)

@@ -146,9 +146,17 @@ class Session:
         )
         if self._sync is not None:
             # The replica holds what Redis holds: decoded copies (tuples read back as lists,
-            # and later changes to the caller's own dicts and lists do not reach it).
-            stored = decode_messages(payloads, self._keys.msgs)
-            self._sync.applied_append(self._namespace, self._id, reply, stored, heads, policy)
+            # and later changes to the caller's own dicts and lists do not reach it), decoded
+            # only when a replica of this session takes them.
+            key = self._keys.msgs
+            self._sync.applied_append(
+                self._namespace,
+                self._id,
+                reply,
+                lambda: decode_messages(payloads, key),
+                heads,
+                policy,
+            )
         if reply[0]:  # this call created the session: list it in its namespace
             self._client._list_session(self._id, int(reply[1]))
 
