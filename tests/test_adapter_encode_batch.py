@@ -185,6 +185,15 @@ def test_copy_plain_bounds_the_depth() -> None:
     assert not plain
 
 
+def test_copy_plain_proves_text_holding_the_bytes_of_bin_and_ext_heads() -> None:
+    # "\u0100" is C4 80 in UTF-8, "\u01c0" is C7 80: the first byte of a bin 8 or an ext 8.
+    for value in (["\u0100" * 3], {"k": ["\u01c0", 1.5]}, [["\u0100\u01c0"]] * 3):
+        copy, plain = copy_plain(value, 20)
+        assert copy == value
+        assert plain
+    assert not copy_plain([[["\u0100"]]], 2)[1]  # the heads are still counted
+
+
 @pytest.mark.parametrize(
     "value",
     [
