@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import msgpack
 
@@ -38,7 +38,7 @@ from rmem import _lua
 from rmem._async.session import AsyncSession
 from rmem._codec import pack
 from rmem._errors import BackendError, CorruptDataError, ValidationError
-from rmem._ids import new_id
+from rmem._ids import new_ids
 from rmem._keys import SessionKeys
 from rmem._lua import ScriptCall
 from rmem._models import Message
@@ -53,6 +53,7 @@ AGENTSESSION_REPLACE: Final = _lua.script("agentsession_replace")
 # The fields rmem declares on a message; everything else is kept as an extra field.
 _DECLARED: Final = frozenset(("id", "role", "content", "created_at", "name", "metadata"))
 _new, _set = Message.__new__, object.__setattr__
+T = TypeVar("T")
 
 
 def encode(fields: dict[str, Any], settings: Settings, where: str) -> tuple[Message, bytes]:
@@ -67,61 +68,103 @@ def encode(fields: dict[str, Any], settings: Settings, where: str) -> tuple[Mess
             ``metadata`` that is not a dict, a value that is not JSON-like, or an encoding
             over ``settings.max_message_bytes``: the same errors ``Session.extend`` raises.
     """
-    role = fields.get("role")
-    if not isinstance(role, str) or not role.strip():
-        raise ValidationError(f"invalid {where}: role must be a non-empty str")
-    name = fields.get("name")
-    if name is not None and not isinstance(name, str):
-        raise ValidationError(f"invalid {where}: name must be a str or None")
-    metadata = fields.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise ValidationError(f"invalid {where}: metadata must be a dict or None")
-    content = fields.get("content")
-    mid, created = new_id(), time.time()
-    extra = {key: value for key, value in fields.items() if key not in _DECLARED}
-    # The stored form, in Message.to_dict's order: declared fields, then the extra ones.
-    stored: dict[str, Any] = {"id": mid, "role": role, "content": content, "created_at": created}
-    if name is not None:
-        stored["name"] = name
-    if metadata is not None:
-        stored["metadata"] = metadata
-    if extra:
-        stored.update(extra)
-    if not is_plain(stored):
-        # What Session.extend checks, on the same values (its depth limit, its errors).
-        if not isinstance(content, str):
-            check_plain(content, f"{where} content")
-        if metadata is not None:
-            check_plain(metadata, f"{where} metadata")
-        if extra:
-            check_plain(extra, f"{where} field")
-    try:
-        payload = pack(
-            stored,
-            compress_threshold=settings.compress_threshold,
-            max_size=settings.max_message_bytes,
-        )
-    except ValidationError as exc:
-        raise ValidationError(f"invalid {where}: {exc} (max_message_bytes)") from None
-    # The message those bytes decode to, made as Message.from_stored_many makes one (its
-    # state set directly: every value was checked above).
-    message = _new(Message)
-    _set(
-        message,
-        "__dict__",
-        {
+    messages, payloads = encode_many((fields,), _as_fields, settings, lambda _: where)
+    return messages[0], payloads[0]
+
+
+def _as_fields(fields: dict[str, Any], index: int) -> dict[str, Any]:
+    return fields
+
+
+def encode_many(
+    values: Sequence[T],
+    to_fields: Callable[[T, int], dict[str, Any]],
+    settings: Settings,
+    where: Callable[[int], str],
+    *,
+    plain: bool = False,
+) -> tuple[list[Message], list[bytes]]:
+    """:func:`encode` for a batch: the messages of ``to_fields(value, index)`` for each value.
+
+    Each value is made into its fields, then checked and packed, before the next value is
+    looked at (so a batch with several bad values raises what checking them one by one
+    raises); ``where(index)`` names a bad one. The ids of the batch are made at once
+    (``new_ids``). ``plain=True`` says the caller proved that every field's value holds only
+    exact JSON types (str-keyed dicts, lists, str, int, float, bool, None) nested at most
+    ``MAX_DEPTH - 1`` levels (the value counting as one), which every check of the values
+    accepts: they are then not walked again.
+
+    Raises:
+        ValidationError: what ``to_fields`` raises, or what :func:`encode` raises for a value.
+    """
+    count = len(values)
+    ids = new_ids(count)
+    threshold, max_size = settings.compress_threshold, settings.max_message_bytes
+    clock, new, set_ = time.time, _new, _set
+    messages: list[Message] = []
+    payloads: list[bytes] = []
+    for index in range(count):
+        fields = to_fields(values[index], index)
+        # What is left of fields once rmem's declared ones are taken out is the extra ones.
+        role = fields.pop("role", None)
+        if not isinstance(role, str) or not role.strip():
+            raise ValidationError(f"invalid {where(index)}: role must be a non-empty str")
+        name = fields.pop("name", None)
+        if name is not None and not isinstance(name, str):
+            raise ValidationError(f"invalid {where(index)}: name must be a str or None")
+        metadata = fields.pop("metadata", None)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValidationError(f"invalid {where(index)}: metadata must be a dict or None")
+        content = fields.pop("content", None)
+        if "id" in fields or "created_at" in fields:  # rmem assigns both
+            fields.pop("id", None)
+            fields.pop("created_at", None)
+        mid, created = ids[index], clock()
+        # The stored form, in Message.to_dict's order: declared fields, then the extra ones.
+        stored: dict[str, Any] = {
             "id": mid,
             "role": role,
             "content": content,
             "created_at": created,
-            "name": name,
-            "metadata": metadata,
-        },
-    )
-    _set(message, "__pydantic_extra__", extra)
-    _set(message, "__pydantic_fields_set__", set(_DECLARED))
-    _set(message, "__pydantic_private__", None)
-    return message, payload
+        }
+        if name is not None:
+            stored["name"] = name
+        if metadata is not None:
+            stored["metadata"] = metadata
+        if fields:
+            stored.update(fields)
+        if not plain and not is_plain(stored):
+            # What Session.extend checks, on the same values (its depth limit, its errors).
+            if not isinstance(content, str):
+                check_plain(content, f"{where(index)} content")
+            if metadata is not None:
+                check_plain(metadata, f"{where(index)} metadata")
+            if fields:
+                check_plain(fields, f"{where(index)} field")
+        try:
+            payloads.append(pack(stored, compress_threshold=threshold, max_size=max_size))
+        except ValidationError as exc:
+            raise ValidationError(f"invalid {where(index)}: {exc} (max_message_bytes)") from None
+        # The message those bytes decode to, made as Message.from_stored_many makes one (its
+        # state set directly: every value was checked above).
+        message = new(Message)
+        set_(
+            message,
+            "__dict__",
+            {
+                "id": mid,
+                "role": role,
+                "content": content,
+                "created_at": created,
+                "name": name,
+                "metadata": metadata,
+            },
+        )
+        set_(message, "__pydantic_extra__", fields)
+        set_(message, "__pydantic_fields_set__", set(_DECLARED))
+        set_(message, "__pydantic_private__", None)
+        messages.append(message)
+    return messages, payloads
 
 
 def extend_encoded(session: Session, messages: list[Message], payloads: list[bytes]) -> None:
@@ -151,7 +194,7 @@ def _read_steps(keys: SessionKeys, count: int) -> tuple[tuple[str, str, int, int
     # What Session.messages sends: the range, and the touch a sliding TTL needs, in one trip.
     return (
         ("ZRANGE", keys.msgs, -count if count else 0, -1),
-        ScriptCall(_lua.SESSION_TOUCH, keys, ()),
+        ScriptCall(_lua.SESSION_TOUCH, keys, (1,)),  # a read: the time left is not used
     )
 
 

@@ -43,7 +43,7 @@ from rmem.integrations._session_io import (
     aextend_encoded,
     aread_forms,
     array_header,
-    encode,
+    encode_many,
     extend_encoded,
     read_forms,
 )
@@ -353,14 +353,16 @@ def _encode(
     """Check and pack every message of a batch, or raise for the first bad one."""
     if isinstance(messages, BaseMessage):
         raise ValidationError("add_messages() takes a sequence of messages, not one message")
-    built: list[Message] = []
-    payloads: list[bytes] = []
-    for i, m in enumerate(messages):
-        where = f"message {i}"
-        message, payload = encode(to_rmem(m, where), settings, where)
-        built.append(message)
-        payloads.append(payload)
-    return built, payloads
+    batch = messages if isinstance(messages, list | tuple) else list(messages)
+    return encode_many(batch, _fields_of, settings, _message_where)
+
+
+def _fields_of(message: BaseMessage, index: int) -> dict[str, Any]:
+    return to_rmem(message, f"message {index}")
+
+
+def _message_where(index: int) -> str:
+    return f"message {index}"
 
 
 class RmemChatMessageHistory(BaseChatMessageHistory):

@@ -46,13 +46,15 @@ from rmem._errors import CorruptDataError, MissingExtraError, RmemError, Validat
 from rmem._models import Message
 from rmem._session_core import UNSET, Unset
 from rmem._settings import Settings
+from rmem._validate import MAX_DEPTH
+from rmem.integrations._json import copy_plain
 from rmem.integrations._session_io import (
     StoredForms,
     aextend_encoded,
     aread_forms,
     areplace,
     array_header,
-    encode,
+    encode_many,
 )
 
 __all__ = [
@@ -110,6 +112,11 @@ def item_to_message(item: object, index: int = 0) -> dict[str, Any]:
     fields = dict(item)
     if not all(isinstance(key, str) for key in fields):
         raise ValidationError(f"item {index}: keys must be strings")
+    return _to_fields(fields)
+
+
+def _to_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """:func:`item_to_message` on an item with string keys that it changes into the fields."""
     kept: dict[str, Any] = {}
     for key in _RMEM_OWNED:
         if key in fields:
@@ -139,6 +146,20 @@ def item_to_message(item: object, index: int = 0) -> dict[str, Any]:
             envelope["absent"] = absent
         fields[ENVELOPE] = envelope
     return fields
+
+
+def _copied_fields(item: Any, index: int) -> dict[str, Any]:
+    """:func:`item_to_message` on an item of a plain copy (``_copy``), which it changes."""
+    if type(item) is not dict:
+        return item_to_message(item, index)  # raises: not a dict
+    return _to_fields(item)
+
+
+def _checked_fields(item: Any, index: int) -> dict[str, Any]:
+    """:func:`item_to_message` on an item of a copy not proven plain, which it changes."""
+    if type(item) is not dict or not all(type(key) is str for key in item):
+        return item_to_message(item, index)  # raises: not a dict, or a key is not a str
+    return _to_fields(item)
 
 
 def message_to_item(message: Message) -> dict[str, Any]:
@@ -185,19 +206,25 @@ def _stored_to_item(stored: dict[str, Any]) -> dict[str, Any]:
 _STORED_ITEMS: Final = StoredForms(_stored_to_item, _STORED_ITEMS_MAX_BYTES)
 
 
-def _copy(items: Any) -> Any:
-    """Deep-copy JSON-like values (tuples become lists), at C speed.
+def _copy(items: Any) -> tuple[Any, bool]:
+    """Deep-copy JSON-like values (tuples become lists), at C speed; True when the copy is
+    proven plain enough that rmem's checks of its values need not walk them.
 
     rmem's local replica keeps the messages this process wrote and hands out shared instances,
     while SDK callers may change the items they passed or got: neither side may see the
     other's changes.
+
+    The proof (``copy_plain``) bounds the nesting of ``items`` (the list counting as one
+    level) by ``MAX_DEPTH - 1``: an item's field values then nest at most ``MAX_DEPTH - 3``
+    levels, or ``MAX_DEPTH - 1`` once ``item_to_message`` moves one into the envelope
+    (``{"fields": {key: value}}``), as :func:`encode_many`'s ``plain`` asks.
 
     Raises:
         ValidationError: a value msgpack cannot encode (an object, an int beyond 64 bits) or a
             dict key that is not a string.
     """
     try:
-        return msgpack.unpackb(msgpack.packb(items, use_bin_type=True), raw=False)
+        return copy_plain(items, MAX_DEPTH - 1)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(f"items hold a value that cannot be stored: {exc}") from None
 
@@ -463,16 +490,10 @@ class RmemSession:
         """Check and pack a list of items, or raise before anything is written."""
         if isinstance(items, str | bytes | Mapping) or not isinstance(items, list | tuple):
             raise ValidationError(f"items must be a list of dicts, not {type(items).__name__}")
-        settings = self._settings
-        messages: list[Message] = []
-        payloads: list[bytes] = []
         # Copies first: the stored messages own their values (and bad values fail here).
-        for index, item in enumerate(_copy(items)):
-            where = f"item {index}"
-            message, payload = encode(item_to_message(item, index), settings, where)
-            messages.append(message)
-            payloads.append(payload)
-        return messages, payloads
+        copied, plain = _copy(items)
+        to_fields = _copied_fields if plain else _checked_fields
+        return encode_many(copied, to_fields, self._settings, _item_where, plain=plain)
 
     def _items(self, messages: list[Message]) -> list[dict[str, Any]]:
         # New dicts and lists for every call, never shared with rmem's replica or earlier
@@ -509,6 +530,10 @@ class RmemSession:
             view = temp.with_namespace(self.namespace)
             handle = view.session(self.session_id, ttl=self._ttl, sliding=self._sliding)
             return await op(view, handle)
+
+
+def _item_where(index: int) -> str:
+    return f"item {index}"
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
