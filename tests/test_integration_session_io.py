@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Any
 
 import pytest
@@ -250,12 +251,13 @@ def test_a_read_through_restarts_a_sliding_ttl(
     redis_url: str, namespace: str, raw: redis.Redis
 ) -> None:
     with rmem.Client.from_url(redis_url, namespace=namespace, sync=False) as client:
-        session = client.session("s", ttl=60)
+        session = client.session("s", ttl=2)
         session.append({"role": "user", "content": "hi"})
+        time.sleep(0.3)  # a TTL set 0.2 s ago (min(1 s, ttl/10)) is due again (decision 30)
         meta = f"rmem:{{{namespace}/s}}:meta"
-        raw.pexpire(meta, 5000)
+        raw.pexpire(meta, 500)
         read_stored(session)
-        assert raw.pttl(meta) > 50_000
+        assert raw.pttl(meta) > 1500
 
 
 def test_with_local_replicas_the_session_serves_reads(redis_url: str, namespace: str) -> None:
