@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -25,19 +26,10 @@ def test_ids_sort_in_creation_order() -> None:
 
 
 def test_ids_unique_across_threads() -> None:
-    out: list[list[str]] = [[] for _ in range(8)]
-
     def make(slot: list[str]) -> None:
         slot.extend(new_id() for _ in range(5000))
 
-    threads = [threading.Thread(target=make, args=(o,)) for o in out]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    everything = [i for o in out for i in o]
-    assert len(set(everything)) == len(everything)
-    assert all(o == sorted(o) for o in out)
+    _check_ids_made_by_threads(make)
 
 
 def _layout_ok(value: str) -> bool:
@@ -94,13 +86,17 @@ def test_new_ids_when_the_clock_steps_back(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_new_ids_unique_and_ordered_across_threads() -> None:
-    out: list[list[str]] = [[] for _ in range(6)]
-
     def make(slot: list[str]) -> None:
         for n in range(800):
             slot.extend(new_ids(n % 12))
             slot.append(new_id())
 
+    _check_ids_made_by_threads(make)
+
+
+def _check_ids_made_by_threads(make: Callable[[list[str]], None]) -> None:
+    # 8 threads each fill a list with make: every id unique, each thread's ids in order.
+    out: list[list[str]] = [[] for _ in range(8)]
     threads = [threading.Thread(target=make, args=(o,)) for o in out]
     for t in threads:
         t.start()
