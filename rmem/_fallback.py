@@ -193,12 +193,20 @@ class Fallback:
         The sync thread calls this on every reconnect: a Redis restarted empty between two
         calls is otherwise never noticed, since the connection pool reconnects quietly.
         """
+        if self.mark is not None and self.state == "connected":
+            self.check_found(remote.get(SERVER_MARK))
+
+    def check_found(self, found: Any) -> bool:
+        """Go degraded (and so recover) when ``found``, the marker key's value just read from
+        Redis, is not the token this client saw. Returns True when it went degraded.
+        """
         if self.mark is None or self.state != "connected":
-            return
-        found = remote.get(SERVER_MARK)
-        if found is None or _text(found) != self.mark:
-            # Gone, or replaced by a client that recovered first: either way Redis lost data.
-            self.degrade("Redis came back without its data (the marker key changed)")
+            return False
+        if found is not None and _text(found) == self.mark:
+            return False
+        # Gone, or replaced by a client that recovered first: either way Redis lost data.
+        self.degrade("Redis came back without its data (the marker key changed)")
+        return True
 
     def _set_state(self, state: State) -> None:
         # Lock held.
@@ -301,7 +309,7 @@ class Fallback:
         if self.replicas is None:
             return
         self._held_sessions = {
-            (r.namespace, r.session_id): r for r in self.replicas.sessions_copy()
+            (r.namespace, r.session_id): r for r in self.replicas.sessions_held()
         }
         self._held_records = self.replicas.all_records_copy()
 

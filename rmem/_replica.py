@@ -183,6 +183,9 @@ class SyncEngine:
         self._lock = threading.RLock()
         self._sessions: OrderedDict[tuple[str, str], SessionReplica] = OrderedDict()
         self._records: dict[str, RecordReplica] = {}
+        # What a replica held when this client's append re-created its session before it
+        # was due to expire: kept until the marker check tells whether Redis lost its data.
+        self._orphans: dict[tuple[str, str], SessionReplica] = {}
         self._namespaces: set[str] = set()
         self._subscribed: set[str] = set()
         self._listeners: list[Listener] = []
@@ -274,30 +277,40 @@ class SyncEngine:
         decode: Callable[[], Sequence[Message]],
         prefixes: Sequence[bytes],
         policy: tuple[int, int, int],
-    ) -> None:
+    ) -> bool:
         """Apply this client's own append to its replica (or mark the replica stale).
 
         ``decode`` returns the appended messages as the replica keeps them; it is called only
         when the replica takes them.
+
+        Returns True when the append re-created a session the replica held, live as far as
+        this client knew: another instance deleted it, or Redis lost its data. The caller
+        then checks the marker (:meth:`Fallback.check_found`); what the replica held stays
+        in the fallback's snapshot until :meth:`forget_orphan` says it is not needed.
         """
+        key = (namespace, session_id)
         with self._lock:
-            replica = self._sessions.get((namespace, session_id))
+            replica = self._sessions.get(key)
             if replica is None:
-                return
+                return False
             created, created_ms, count, size, rev, added, change, now_ms, left = reply
             rev, added = int(rev), int(added)
             replica.gen += 1
+            orphaned = False
             if int(created):
                 # The session did not exist before this append (never, expired or deleted):
                 # it now holds these messages alone, whatever the replica held before.
+                if replica.exists and replica.messages and not _expired(replica):
+                    self._orphans[key] = _copy(replica)
+                    orphaned = True
                 replica.clear()
                 replica.exists, replica.rev = False, rev - 1
             if not (replica.exists or int(created)) or replica.rev != rev - 1:
                 replica.dirty = replica.dirty or rev > replica.rev
-                return
+                return orphaned
             if added != len(prefixes):
                 replica.dirty = True
-                return
+                return orphaned
             for prefix, message in zip(prefixes, decode(), strict=True):
                 replica.add(prefix, message)
             replica.rev, replica.change_id = rev, _text(change)
@@ -313,6 +326,12 @@ class SyncEngine:
                 replica.deadline = time.monotonic() + int(left) / 1000
             if len(replica.messages) != replica.count:
                 replica.dirty = True
+            return orphaned
+
+    def forget_orphan(self, namespace: str, session_id: str) -> None:
+        """Drop what :meth:`applied_append` kept of a session: Redis did not lose it."""
+        with self._lock:
+            self._orphans.pop((namespace, session_id), None)
 
     def changed_session(self, namespace: str, session_id: str) -> None:
         """Mark a session's replica stale after this client changed it (pop, clear, ...)."""
@@ -332,15 +351,23 @@ class SyncEngine:
                 return None
             return _copy(replica)
 
-    def sessions_copy(self) -> list[SessionReplica]:
-        """Copies of every session replica that holds a live session."""
-        now = time.monotonic()
+    def sessions_held(self) -> list[SessionReplica]:
+        """Copies of every session replica that holds a live session, for the fallback.
+
+        A session an append re-created while its replica still held it (see
+        :meth:`applied_append`) comes back whole: the history held before, then what was
+        appended since. The kept histories are handed over once.
+        """
         with self._lock:
-            return [
-                _copy(r)
-                for r in self._sessions.values()
-                if r.exists and r.rev >= 0 and (r.deadline is None or r.deadline > now)
-            ]
+            held = {
+                key: _copy(r)
+                for key, r in self._sessions.items()
+                if r.exists and r.rev >= 0 and not _expired(r)
+            }
+            for key, orphan in self._orphans.items():
+                held[key] = _rejoined(orphan, held.get(key))
+            self._orphans.clear()
+            return list(held.values())
 
     def records_copy(self, namespace: str) -> list[MemoryRecord]:
         """The live records this client last saw in ``namespace``."""
@@ -953,6 +980,25 @@ def replica_info(replica: SessionReplica) -> SessionInfo:
         sliding=replica.sliding,
         revision=replica.rev,
     )
+
+
+def _expired(replica: SessionReplica) -> bool:
+    return replica.deadline is not None and replica.deadline <= time.monotonic()
+
+
+def _rejoined(orphan: SessionReplica, current: SessionReplica | None) -> SessionReplica:
+    # What a replica held before an append re-created its session, joined with what the
+    # replica took since (the new session's messages, policy and times). Revisions only grow.
+    if current is None:
+        return orphan
+    joined = _copy(current)
+    joined.prefixes, joined.messages = list(orphan.prefixes), list(orphan.messages)
+    for prefix, message in zip(current.prefixes, current.messages, strict=True):
+        joined.add(prefix, message)
+    joined.created = orphan.created
+    joined.rev = orphan.rev + max(current.rev, 0)
+    joined.count = len(joined.messages)
+    return joined
 
 
 def _copy(replica: SessionReplica) -> SessionReplica:

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 import rmem
 from rmem._fallback import _run_commands
+from rmem._keys import session_keys
 from rmem.server import EmbeddedRedis
 from tests._faults import FaultProxy, restart_empty, start_redis
 from tests.conftest import Api, AsyncDriver
@@ -295,5 +297,57 @@ def test_a_quick_empty_restart_between_calls_is_noticed(namespace: str) -> None:
             _wait(_recovered(c))
         with rmem.Client.from_url(server.url, namespace=namespace, sync=False) as fresh:
             assert _contents(fresh.session("kept")) == ["x"]
+    finally:
+        server.close()
+
+
+def test_an_append_that_reaches_an_emptied_redis_first_loses_no_history(namespace: str) -> None:
+    # The pool reconnects quietly, so this append re-creates the session in the emptied
+    # Redis before the sync thread's marker check notices the restart: the history the
+    # replica held must still be written back, with the new message after it.
+    server = start_redis()
+    try:
+        with rmem.Client.from_url(server.url, namespace=namespace, **FAST) as c:
+            s = c.session("kept", ttl=None)
+            s.extend([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
+            assert c.wait_synced()
+            _wait(lambda: _held(c, "kept"))
+            outages = c.health().outages
+            restart_empty(server)
+            s.append({"role": "user", "content": "z"})
+            assert c.health().outages == outages + 1  # noticed by the append itself
+            _wait(_recovered(c))
+            assert _contents(s) == ["x", "y", "z"]
+        with rmem.Client.from_url(server.url, namespace=namespace, sync=False) as fresh:
+            assert _contents(fresh.session("kept")) == ["x", "y", "z"]
+            assert fresh.session("kept").count() == 3
+        # the write-back re-encoded "z" to the bytes the append stored: one member each
+        assert redis.Redis.from_url(server.url).zcard(session_keys(namespace, "kept").msgs) == 3
+    finally:
+        server.close()
+
+
+def test_an_append_that_re_creates_a_session_deleted_elsewhere_writes_nothing_back(
+    namespace: str,
+) -> None:
+    # The same sign as above (an append re-creates a session the replica held as live), but
+    # Redis kept its data: the marker is there, so the client stays connected and the old
+    # history stays deleted.
+    server = start_redis()
+    try:
+        with rmem.Client.from_url(server.url, namespace=namespace, **FAST) as c:
+            s = c.session("gone", ttl=None)
+            s.extend([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
+            assert c.wait_synced()
+            _wait(lambda: _held(c, "gone"))
+            keys = session_keys(namespace, "gone")
+            # deleted behind rmem's back: no hint reaches the replica before the append
+            redis.Redis.from_url(server.url).delete(keys.meta, keys.msgs)
+            s.append({"role": "user", "content": "z"})
+            health = c.health()
+            assert (health.state, health.outages) == ("connected", 0)
+            assert c._sync._orphans == {}
+            assert _contents(s) == ["z"]
+            assert c.sessions() == ["gone"]
     finally:
         server.close()

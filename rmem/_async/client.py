@@ -15,7 +15,7 @@ from rmem._async.memories import AsyncMemories, SearchState
 from rmem._async.session import AsyncSession
 from rmem._errors import CorruptDataError, RmemError, UnavailableError, ValidationError
 from rmem._hlc import Clock
-from rmem._keys import session_index, session_keys
+from rmem._keys import SERVER_MARK, session_index, session_keys
 from rmem._models import Event, Health
 from rmem._replica import AsyncEventIterator, Listener, SyncEngine
 from rmem._session_core import UNSET, TtlPolicy, Unset, parse_export, prepare_batch
@@ -253,10 +253,24 @@ class AsyncClient:
             for meta, kind in zip(metas, kinds, strict=True)
         ]
 
-    async def _list_session(self, session_id: str, created_ms: int) -> None:
-        await self._backend.call(
-            "ZADD", self._index, "NX", created_ms, session_id, namespace=self._namespace
-        )
+    async def _list_session(
+        self, session_id: str, created_ms: int, *, check_mark: bool = False
+    ) -> None:
+        listing = ("ZADD", self._index, "NX", created_ms, session_id)
+        fallback = self._backend.fallback
+        if not (check_mark and fallback is not None):
+            await self._backend.call(*listing, namespace=self._namespace)
+        else:
+            # The append re-created a session this client's replica held as live: another
+            # instance deleted it, or Redis lost its data. The marker tells which; when it is
+            # gone the fallback writes back what the replica held (rmem._fallback).
+            _, found = await self._backend.batch(
+                [listing, ("GET", SERVER_MARK)], namespace=self._namespace
+            )
+            if fallback.check_found(found):
+                return
+        if check_mark and self._sync is not None:
+            self._sync.forget_orphan(self._namespace, session_id)
 
     async def _unlist_sessions(self, entries: Sequence[tuple[str, int]]) -> None:
         args = [value for sid, score in entries for value in (sid, score)]

@@ -143,12 +143,13 @@ class AsyncSession:
         reply = await self._run(
             _lua.SESSION_APPEND, self._write_args(stamp, *policy, created_ms, *args)
         )
+        orphaned = False
         if self._sync is not None:
             # The replica holds what Redis holds: decoded copies (tuples read back as lists,
             # and later changes to the caller's own dicts and lists do not reach it), decoded
             # only when a replica of this session takes them.
             key = self._keys.msgs
-            self._sync.applied_append(
+            orphaned = self._sync.applied_append(
                 self._namespace,
                 self._id,
                 reply,
@@ -157,7 +158,7 @@ class AsyncSession:
                 policy,
             )
         if reply[0]:  # this call created the session: list it in its namespace
-            await self._client._list_session(self._id, int(reply[1]))
+            await self._client._list_session(self._id, int(reply[1]), check_mark=orphaned)
 
     async def append(self, message: Message | Mapping[str, Any]) -> Message:
         """Append one message and return it (with ``id`` and ``created_at`` filled in).

@@ -16,7 +16,7 @@ from rmem._sync.memories import Memories, SearchState
 from rmem._sync.session import Session
 from rmem._errors import CorruptDataError, RmemError, UnavailableError, ValidationError
 from rmem._hlc import Clock
-from rmem._keys import session_index, session_keys
+from rmem._keys import SERVER_MARK, session_index, session_keys
 from rmem._models import Event, Health
 from rmem._replica import EventIterator, Listener, SyncEngine
 from rmem._session_core import UNSET, TtlPolicy, Unset, parse_export, prepare_batch
@@ -254,10 +254,24 @@ class Client:
             for meta, kind in zip(metas, kinds, strict=True)
         ]
 
-    def _list_session(self, session_id: str, created_ms: int) -> None:
-        self._backend.call(
-            "ZADD", self._index, "NX", created_ms, session_id, namespace=self._namespace
-        )
+    def _list_session(
+        self, session_id: str, created_ms: int, *, check_mark: bool = False
+    ) -> None:
+        listing = ("ZADD", self._index, "NX", created_ms, session_id)
+        fallback = self._backend.fallback
+        if not (check_mark and fallback is not None):
+            self._backend.call(*listing, namespace=self._namespace)
+        else:
+            # The append re-created a session this client's replica held as live: another
+            # instance deleted it, or Redis lost its data. The marker tells which; when it is
+            # gone the fallback writes back what the replica held (rmem._fallback).
+            _, found = self._backend.batch(
+                [listing, ("GET", SERVER_MARK)], namespace=self._namespace
+            )
+            if fallback.check_found(found):
+                return
+        if check_mark and self._sync is not None:
+            self._sync.forget_orphan(self._namespace, session_id)
 
     def _unlist_sessions(self, entries: Sequence[tuple[str, int]]) -> None:
         args = [value for sid, score in entries for value in (sid, score)]
