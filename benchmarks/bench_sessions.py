@@ -50,7 +50,7 @@ MARK_END = "<!-- bench_sessions:end -->"
 ROWS = (
     "append",
     "raw XADD",
-    f"raw pipeline XADD+HSET+HINCRBY+PEXPIRE{X}3",
+    "raw pipeline TIME+HMGET+ZADD+HSET+XADD+PUBLISH",
     "extend(100)",
     f"raw pipeline 100{X}XADD",
     "messages(last=20)",
@@ -150,13 +150,27 @@ def _run(
         f"{rk}:{k}" for k in ("log", "meta", "ids", "batch", "read")
     )
 
-    def raw_work() -> None:  # roughly the writes rmem's append script does, in one round trip
+    fields = ["created", "count", "bytes", "rev", "ttl", "sliding", "anchor", "pst", "clr", "exp"]
+    appended = [0]
+
+    def raw_work() -> None:
+        # The commands rmem's append script runs for one message in a burst (the read of the
+        # meta fields and the id's dedupe field, the message, the counters, the change log,
+        # the hint), sent by redis-py in one round trip: the same work, without atomicity.
+        appended[0] += 1
+        mid = f"0190a4c2-7d3e-7000-8000-{appended[0]:012d}"
+        stamp = f"{time.time_ns() // 1_000_000:012x}" + "0" * 24
         pipe = raw.pipeline(transaction=False)
-        pipe.xadd(log, {"d": raw_payload()})
-        pipe.hset(ids, "0190a4c2-7d3e-7000-8000-000000000000", "1-1")
-        pipe.hincrby(meta, "count", 1)
-        for key in (log, meta, ids):
-            pipe.pexpire(key, 3_600_000)
+        pipe.time()
+        pipe.hmget(meta, [*fields, "#" + mid])
+        pipe.zadd(ids, {f"{stamp}000000{mid}".encode() + b"\0" + raw_payload(): 0})
+        pipe.hset(
+            meta,
+            mapping={"#" + mid: stamp, "count": appended[0], "bytes": 300 * appended[0]},
+            items=["rev", appended[0], "updated", time.time_ns() // 1_000_000],
+        )
+        pipe.xadd(log, {"k": "a", "s": stamp, "m": stamp + mid}, maxlen=1000)
+        pipe.publish(f"{rk}:sync", f"a\n{stamp}\n{appended[0]}\n0-1\nappend")
         pipe.execute()
 
     samples = measure(
@@ -231,17 +245,24 @@ def _run(
 # Which rmem row each raw row is compared with, and the budgets of DESIGN.md.
 BASELINE_OF = {ROWS[1]: ROWS[0], ROWS[2]: ROWS[0], ROWS[4]: ROWS[3], ROWS[6]: ROWS[5]}
 BASELINE_OF |= {ROWS[7]: ROWS[5], ROWS[10]: ROWS[9]}
-BUDGETS = {ROWS[0]: (ROWS[1], 1.3), ROWS[5]: (ROWS[6], 1.3)}
+# Judged against raw redis-py doing the same work in the same round trips (DESIGN.md; decision
+# 33): for append the pipeline of the script's own commands, for the read the raw read that
+# returns decoded messages as rmem does. The bare command beside each is reported too.
+BUDGETS = {ROWS[0]: (ROWS[2], 1.3, ROWS[1]), ROWS[5]: (ROWS[7], 1.3, ROWS[6])}
 REPLICA_BUDGET_US = 10
 MIN_BATCH_RATE = 20_000
 
 
 def budget(row: str, by: dict[str, Result]) -> str:
     if row in BUDGETS:
-        base, limit = BUDGETS[row]
+        base, limit, bare = BUDGETS[row]
         ratio = by[row].pct(50) / by[base].pct(50)
         verdict = "pass" if ratio <= limit else "FAIL"
-        return f"p50 ≤ {limit}{X} {base}: {ratio:.2f}{X} **{verdict}**"
+        floor = by[row].pct(50) / by[bare].pct(50)
+        return (
+            f"p50 ≤ {limit}{X} the same work raw: {ratio:.2f}{X} **{verdict}** "
+            f"({floor:.2f}{X} the bare {bare.removeprefix('raw ')})"
+        )
     if row == ROWS[8]:
         p50 = by[row].pct(50)
         verdict = "pass" if p50 <= REPLICA_BUDGET_US else "FAIL"

@@ -10,7 +10,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SESSION_ROWS = (
     "append",
     "raw XADD",
-    "raw pipeline XADD+HSET+HINCRBY+PEXPIRE\u00d73",
+    "raw pipeline TIME+HMGET+ZADD+HSET+XADD+PUBLISH",
     "extend(100)",
     "raw pipeline 100\u00d7XADD",
     "messages(last=20)",
