@@ -456,6 +456,37 @@ def test_items_are_copies_not_shared_with_the_replica(redis_url: str, namespace:
     run(scenario)
 
 
+def test_the_writers_replica_keeps_its_items_as_redis_gives_them_back(
+    redis_url: str, namespace: str
+) -> None:
+    # The writer's replica takes the messages add_items built from its private copy of the
+    # items, without decoding the stored payloads: they must equal what Redis holds, and
+    # the caller's later changes must not reach them.
+    item = {"role": "user", "content": [{"type": "input_text", "text": "hi", "n": (1, 2)}]}
+    stored = {"role": "user", "content": [{"type": "input_text", "text": "hi", "n": [1, 2]}]}
+
+    async def scenario() -> None:
+        async with make(redis_url, namespace) as session:
+            client = session._client
+            assert await session.get_items() == []  # opens the replica
+            for _ in range(200):
+                with client._sync.lock:
+                    if client._sync.session(namespace, "chat") is not None:
+                        break
+                await asyncio.sleep(0.01)
+            await session.add_items([item, {"role": "assistant", "content": "yes"}])
+            item["content"][0]["text"] = "changed by the caller after add_items"
+            with client._sync.lock:
+                replica = client._sync.session(namespace, "chat")
+                assert replica is not None  # the next read is served by the replica
+                held = list(replica.messages)
+            async with rmem.AsyncClient.from_url(redis_url, namespace=namespace, sync=False) as c:
+                assert held == await c.session("chat").messages()
+            assert await session.get_items() == [stored, {"role": "assistant", "content": "yes"}]
+
+    run(scenario)
+
+
 def test_another_clients_writes_become_visible(redis_url: str, namespace: str) -> None:
     async def scenario() -> None:
         async with make(redis_url, namespace) as writer, make(redis_url, namespace) as reader:

@@ -136,8 +136,16 @@ class Session:
         return f"<Session {self._namespace}/{self._id}>"
 
     def _append(
-        self, messages: list[Message], payloads: list[bytes], created_ms: int = -1
+        self,
+        messages: list[Message],
+        payloads: list[bytes],
+        created_ms: int = -1,
+        *,
+        owned: bool = False,
     ) -> None:
+        # owned: nothing else holds the values inside ``messages``, and they are what decoding
+        # ``payloads`` gives (a msgpack copy, as the OpenAI adapter makes): the writer's replica
+        # may then keep them as they are instead of decoding the payloads again.
         stamp = self._clock.now_text()  # one stamp per batch: it stays contiguous
         args, heads = append_args(messages, payloads, stamp)
         policy = self._policy.args
@@ -154,7 +162,7 @@ class Session:
                 self._namespace,
                 self._id,
                 reply,
-                lambda: decode_messages(payloads, key),
+                (lambda: messages) if owned else (lambda: decode_messages(payloads, key)),
                 heads,
                 policy,
             )

@@ -174,11 +174,16 @@ def extend_encoded(session: Session, messages: list[Message], payloads: list[byt
 
 
 async def aextend_encoded(
-    session: AsyncSession, messages: list[Message], payloads: list[bytes]
+    session: AsyncSession, messages: list[Message], payloads: list[bytes], *, owned: bool = False
 ) -> None:
-    """Async :func:`extend_encoded`."""
+    """Async :func:`extend_encoded`.
+
+    ``owned=True`` promises that the values inside ``messages`` are referenced by nothing else
+    and are exactly what decoding ``payloads`` gives (they come from a msgpack copy): the
+    writer's replica then keeps these messages instead of decoding the payloads again.
+    """
     if messages:
-        await session._append(messages, payloads)
+        await session._append(messages, payloads, owned=owned)
 
 
 def array_header(n: int) -> bytes:

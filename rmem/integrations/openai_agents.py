@@ -405,7 +405,9 @@ class RmemSession:
         if not items:
             return
         messages, payloads = self._encode(items)
-        await self._run(lambda c, s: aextend_encoded(s, messages, payloads))
+        # The messages hold a private msgpack copy of the items (_copy): the replica may keep
+        # them as they are.
+        await self._run(lambda c, s: aextend_encoded(s, messages, payloads, owned=True))
 
     async def _atomic_replace_items(self, items: list[TResponseInputItem]) -> bool:
         """Replace the whole history by ``items`` in one atomic step; the SDK's compaction hook.
