@@ -7,6 +7,7 @@ outage is a real broken TCP path, the recovery a real replay.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -66,6 +67,29 @@ def _holds_record(client: Any, record_id: str) -> bool:
 
 def _contents(session: Any) -> list[Any]:
     return [m.content for m in session.messages()]
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedRedis]:
+    """A Redis of the test's own, for tests that restart it empty."""
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@contextlib.contextmanager
+def _holding(
+    server: EmbeddedRedis, namespace: str, session_id: str, contents: list[str]
+) -> Iterator[tuple[rmem.Client, rmem.Session]]:
+    """A client whose replica holds a session of ``contents``: what a write-back copies."""
+    with rmem.Client.from_url(server.url, namespace=namespace, **FAST) as c:
+        s = c.session(session_id, ttl=None)
+        s.extend([{"role": "user", "content": text} for text in contents])
+        assert c.wait_synced()
+        _wait(lambda: _held(c, session_id))
+        yield c, s
 
 
 def test_degraded_writes_are_served_locally_then_replayed(api: Api, proxy: FaultProxy) -> None:
@@ -256,98 +280,72 @@ def test_journal_keeps_acknowledged_writes_across_a_crash(
     assert stored == acknowledged
 
 
-def test_redis_restarting_empty_gets_back_what_this_instance_held(namespace: str) -> None:
-    server = start_redis()
-    try:
-        with rmem.Client.from_url(server.url, namespace=namespace, **FAST) as c:
-            s = c.session("kept", ttl=None)
-            s.extend([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
-            record = c.memories.add("kept fact", id="r1")
-            assert c.wait_synced()
-            _wait(lambda: _held(c, "kept"))  # the replica holds the session
-            assert c.memories.get(record.id) is not None
-            _wait(lambda: _holds_record(c, record.id))
-            server.kill()
-            s.append({"role": "user", "content": "z"})  # degraded: queued
-            restart_empty(server)  # Redis comes back without its data
-            _wait(_recovered(c))
-            assert c.health().outages >= 1
-        with rmem.Client.from_url(server.url, namespace=namespace, sync=False) as fresh:
-            assert _contents(fresh.session("kept")) == ["x", "y", "z"]
-            got = fresh.memories.get("r1")
-            assert got is not None and got.text == "kept fact"
-            # written back as it was, not as new: its times are the original ones
-            assert (got.created_at, got.updated_at) == (record.created_at, record.updated_at)
-            assert fresh.sessions() == ["kept"]
-    finally:
-        server.close()
+def test_redis_restarting_empty_gets_back_what_this_instance_held(
+    own_server: EmbeddedRedis, namespace: str
+) -> None:
+    with _holding(own_server, namespace, "kept", ["x", "y"]) as (c, s):
+        record = c.memories.add("kept fact", id="r1")
+        assert c.memories.get(record.id) is not None
+        _wait(lambda: _holds_record(c, record.id))
+        own_server.kill()
+        s.append({"role": "user", "content": "z"})  # degraded: queued
+        restart_empty(own_server)  # Redis comes back without its data
+        _wait(_recovered(c))
+        assert c.health().outages >= 1
+    with rmem.Client.from_url(own_server.url, namespace=namespace, sync=False) as fresh:
+        assert _contents(fresh.session("kept")) == ["x", "y", "z"]
+        got = fresh.memories.get("r1")
+        assert got is not None and got.text == "kept fact"
+        # written back as it was, not as new: its times are the original ones
+        assert (got.created_at, got.updated_at) == (record.created_at, record.updated_at)
+        assert fresh.sessions() == ["kept"]
 
 
-def test_a_quick_empty_restart_between_calls_is_noticed(namespace: str) -> None:
-    server = start_redis()
-    try:
-        with rmem.Client.from_url(server.url, namespace=namespace, **FAST) as c:
-            s = c.session("kept", ttl=None)
-            s.extend([{"role": "user", "content": "x"}])
-            assert c.wait_synced()
-            _wait(lambda: _held(c, "kept"))
-            restart_empty(server)  # no call of this client sees Redis down
-            # the sync thread reconnects, finds the marker gone, and the client writes back
-            _wait(lambda: c.health().outages >= 1)
-            _wait(_recovered(c))
-        with rmem.Client.from_url(server.url, namespace=namespace, sync=False) as fresh:
-            assert _contents(fresh.session("kept")) == ["x"]
-    finally:
-        server.close()
+def test_a_quick_empty_restart_between_calls_is_noticed(
+    own_server: EmbeddedRedis, namespace: str
+) -> None:
+    with _holding(own_server, namespace, "kept", ["x"]) as (c, _):
+        restart_empty(own_server)  # no call of this client sees Redis down
+        # the sync thread reconnects, finds the marker gone, and the client writes back
+        _wait(lambda: c.health().outages >= 1)
+        _wait(_recovered(c))
+    with rmem.Client.from_url(own_server.url, namespace=namespace, sync=False) as fresh:
+        assert _contents(fresh.session("kept")) == ["x"]
 
 
-def test_an_append_that_reaches_an_emptied_redis_first_loses_no_history(namespace: str) -> None:
+def test_an_append_that_reaches_an_emptied_redis_first_loses_no_history(
+    own_server: EmbeddedRedis, namespace: str
+) -> None:
     # The pool reconnects quietly, so this append re-creates the session in the emptied
     # Redis before the sync thread's marker check notices the restart: the history the
     # replica held must still be written back, with the new message after it.
-    server = start_redis()
-    try:
-        with rmem.Client.from_url(server.url, namespace=namespace, **FAST) as c:
-            s = c.session("kept", ttl=None)
-            s.extend([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
-            assert c.wait_synced()
-            _wait(lambda: _held(c, "kept"))
-            outages = c.health().outages
-            restart_empty(server)
-            s.append({"role": "user", "content": "z"})
-            assert c.health().outages == outages + 1  # noticed by the append itself
-            _wait(_recovered(c))
-            assert _contents(s) == ["x", "y", "z"]
-        with rmem.Client.from_url(server.url, namespace=namespace, sync=False) as fresh:
-            assert _contents(fresh.session("kept")) == ["x", "y", "z"]
-            assert fresh.session("kept").count() == 3
-        # the write-back re-encoded "z" to the bytes the append stored: one member each
-        assert redis.Redis.from_url(server.url).zcard(session_keys(namespace, "kept").msgs) == 3
-    finally:
-        server.close()
+    with _holding(own_server, namespace, "kept", ["x", "y"]) as (c, s):
+        outages = c.health().outages
+        restart_empty(own_server)
+        s.append({"role": "user", "content": "z"})
+        assert c.health().outages == outages + 1  # noticed by the append itself
+        _wait(_recovered(c))
+        assert _contents(s) == ["x", "y", "z"]
+    with rmem.Client.from_url(own_server.url, namespace=namespace, sync=False) as fresh:
+        assert _contents(fresh.session("kept")) == ["x", "y", "z"]
+        assert fresh.session("kept").count() == 3
+    # the write-back re-encoded "z" to the bytes the append stored: one member each
+    assert redis.Redis.from_url(own_server.url).zcard(session_keys(namespace, "kept").msgs) == 3
 
 
 def test_an_append_that_re_creates_a_session_deleted_elsewhere_writes_nothing_back(
-    namespace: str,
+    own_server: EmbeddedRedis, namespace: str
 ) -> None:
     # The same sign as above (an append re-creates a session the replica held as live), but
     # Redis kept its data: the marker is there, so the client stays connected and the old
     # history stays deleted.
-    server = start_redis()
-    try:
-        with rmem.Client.from_url(server.url, namespace=namespace, **FAST) as c:
-            s = c.session("gone", ttl=None)
-            s.extend([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
-            assert c.wait_synced()
-            _wait(lambda: _held(c, "gone"))
-            keys = session_keys(namespace, "gone")
-            # deleted behind rmem's back: no hint reaches the replica before the append
-            redis.Redis.from_url(server.url).delete(keys.meta, keys.msgs)
-            s.append({"role": "user", "content": "z"})
-            health = c.health()
-            assert (health.state, health.outages) == ("connected", 0)
-            assert c._sync._orphans == {}
-            assert _contents(s) == ["z"]
-            assert c.sessions() == ["gone"]
-    finally:
-        server.close()
+    with _holding(own_server, namespace, "gone", ["x", "y"]) as (c, s):
+        keys = session_keys(namespace, "gone")
+        # deleted behind rmem's back: no hint reaches the replica before the append
+        redis.Redis.from_url(own_server.url).delete(keys.meta, keys.msgs)
+        s.append({"role": "user", "content": "z"})
+        health = c.health()
+        assert (health.state, health.outages) == ("connected", 0)
+        assert c._sync._orphans == {}
+        assert _contents(s) == ["z"]
+        assert c.sessions() == ["gone"]
