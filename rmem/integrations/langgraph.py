@@ -40,13 +40,15 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
+from rmem._async._backend import AsyncBackend
 from rmem._async.client import AsyncClient
 from rmem._errors import MissingExtraError, RmemError, ValidationError
 from rmem._lua import ScriptCall
+from rmem._sync._backend import Backend
 from rmem._sync.client import Client
 
 __all__ = ["AsyncRmemStore", "InvalidNamespace", "MissingExtraError", "RmemStore"]
@@ -61,6 +63,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     ) from exc
 
 # Imported once LangGraph is known to be there: the core builds on its types.
+from rmem.integrations._langgraph_cache import ItemCache
 from rmem.integrations._langgraph_core import (
     Embed,
     InvalidNamespace,
@@ -135,8 +138,15 @@ def _core(
     namespace: str, client: Client | AsyncClient, index: IndexConfig | None
 ) -> tuple[StoreCore, IndexConfig | None]:
     settings = client.settings
-    core = StoreCore(namespace, settings, parse_index(index, settings))
+    backend = client._backend
+    # Without a sync thread (sync=False) nothing would tell the cache of other writers.
+    cache = None if client._sync is None else ItemCache(client._sync, namespace, _degraded(backend))
+    core = StoreCore(namespace, settings, parse_index(index, settings), cache)
     return core, (IndexConfig(**index) if index else None)
+
+
+def _degraded(backend: Backend | AsyncBackend) -> Callable[[], bool]:
+    return lambda: backend.degraded
 
 
 class RmemStore(BaseStore):
