@@ -27,8 +27,18 @@ and ``abatch`` over ``GetOp``, ``PutOp`` (``value=None`` deletes), ``SearchOp`` 
 - ``filter=`` supports ``$eq $ne $gt $gte $lt $lte`` on value fields, nested dicts and lists.
 - ``ttl={"default_ttl": minutes, "refresh_on_read": True}``: items expire in Redis itself;
   reads with ``refresh_ttl`` restart the clock. Expired items are never returned.
-- Each put or delete is one atomic Lua script (``lua/lgstore_put.lua``) for the whole batch;
-  a get is one ``HMGET`` round trip.
+- Each put or delete is one atomic Lua script (``lua/lgstore_put.lua``) for the whole batch,
+  which also publishes one pub/sub hint naming the items it changed.
+- Gets (``get``, and the ``GetOp`` of ``batch``/``abatch``): with the default client
+  (``sync=True``), a get of an item without a TTL that this store read before is answered
+  from process memory, without a round trip; any other get is one ``HMGET`` round trip.
+  Coherence: a store reads its own writes, and those of every store on the same client, at
+  once; another client's or process's write is seen once its hint reaches this process's
+  sync thread (typically ~1 ms). While the sync connection is down or being re-established,
+  or the client runs on its local fallback, gets read Redis (or the fallback), and what was
+  kept is dropped. Each get returns a new ``Item``: changing its ``value`` changes nothing
+  kept. Searches and namespace listings always read Redis. With ``sync=False`` every get is
+  one round trip.
 
 Importing this module without LangGraph raises :class:`MissingExtraError` (an
 ``ImportError`` and an ``rmem.RmemError``) naming ``pip install 'rmem[langgraph]'``.
@@ -221,7 +231,8 @@ class RmemStore(BaseStore):
     def get(
         self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None
     ) -> Item | None:
-        """Return the item, or None (``BaseStore.get``: one ``HMGET`` round trip).
+        """Return the item, or None (``BaseStore.get``: from the store's item cache when it
+        holds the item, else one ``HMGET`` round trip; see the module docstring).
 
         Raises:
             InvalidNamespace: a namespace label LangGraph refuses.
