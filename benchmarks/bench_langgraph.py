@@ -17,7 +17,10 @@ Workload: ``--items`` items (default 2,000) spread over 20 one-label namespaces 
 (one per user), each value a dict with a ~120-character ``text``, a ``kind`` among four, a
 counter and two tags, loaded before timing. ``put`` overwrites those items in turn (a new value
 for an existing key, as an agent updating a memory), ``get`` reads them in turn,
-``search(filter)`` lists the items of one user whose ``kind`` is "fact" (limit 10). A second
+``search(filter)`` lists the items of one user whose ``kind`` is "fact" (limit 10), and
+``get (read before)`` reads in turn the first 200 items, which both stores read once just
+before timing (an agent rereading what it read earlier; with rmem's default client these gets
+are served by the store's item cache, kept coherent by pub/sub hints). A second
 pair of stores has ``index={"dims": 64, "embed": ..., "fields": ["text"]}`` with rmem's
 deterministic ``HashEmbedder(64)`` (a few µs per text, identical on both sides): there ``put``
 embeds and indexes the text, and ``search(query)`` is a semantic search of 10 in one user's
@@ -105,7 +108,10 @@ WORDS = (
     "bug",
     "release",
 )
-OPS = ("put", "get", "search(filter)", "put + embed", "search(query)")
+REREAD = "get (read before)"
+HOT = 200  # items the REREAD row reads in turn, each read once before timing
+OPS = ("put", "get", REREAD, "search(filter)", "put + embed", "search(query)")
+MAIN = ("put", "get", REREAD)  # the rows the issue's target applies to
 CONTENDERS = ("RmemStore", "RedisStore")
 
 
@@ -113,7 +119,10 @@ NOTES = """\
 Both stores run on the same Redis through LangGraph's sync `BaseStore` API, in alternating
 blocks. 20 one-label namespaces `("u<i>",)`; values are dicts with a ~120-character `text`,
 a `kind` among four, a counter and two tags. `put` overwrites loaded items (a new value for an
-existing key), `get` reads them, `search(filter)` asks for 10 items of one namespace with
+existing key), `get` reads them in turn (most of them not read since they were written,
+so rmem reads Redis), `get (read before)` reads in turn 200 items that both stores read once
+just before timing (rmem's default client serves these from its store's item cache, kept
+coherent by pub/sub hints), `search(filter)` asks for 10 items of one namespace with
 `kind == "fact"`. `put + embed` and `search(query)` use a second pair of stores with
 `index={"dims": 64, "fields": ["text"]}` and the same deterministic embedding function
 (rmem's `HashEmbedder(64)`). No TTL. Why one-label namespaces: RedisStore 0.5.2 does not find
@@ -121,7 +130,8 @@ items in namespaces of two labels or more on this Redis (`get` returns None, `pu
 replace them). Caveat on `search(filter)`: RedisStore filters only the first `limit` items of
 the namespace, so it returns fewer items than match while RmemStore returns the full page
 (counted below); the two rows do not do the same work. The target (issue 6): RmemStore
-at least 2x faster than RedisStore on the main write (`put`) and read (`get`), at p50."""
+at least 2x faster than RedisStore on the main write (`put`) and read (`get`, judged on both
+get rows), at p50."""
 
 
 def row(contender: str, op: str) -> str:
@@ -234,6 +244,9 @@ def run(
             for contender in CONTENDERS:
                 kind = "indexed" if op in ("put + embed", "search(query)") else "plain"
                 ops[row(contender, op)] = _op(op, made[f"{contender}.{kind}"], data, updates)
+                if op == REREAD:
+                    for ns, key, _ in data[:HOT]:
+                        made[f"{contender}.{kind}"].get(ns, key)
             samples |= measure(ops, n[op], blocks, warmup)
     return [Result(name, samples[name]) for name in ROWS], counted
 
@@ -249,6 +262,9 @@ def _op(op: str, store: Any, data: list[Any], updates: list[Any]) -> Callable[[]
         return lambda: store.put(*next(cycle))
     if op == "get":
         return lambda: store.get(*next(cycle)[:2])
+    if op == REREAD:
+        hot = itertools.cycle(data[:HOT])
+        return lambda: store.get(*next(hot)[:2])
     if op == "search(filter)":
         return lambda: store.search((f"u{next(users)}",), filter={"kind": "fact"}, limit=LIMIT)
     return lambda: store.search((f"u{next(users)}",), query=next(queries), limit=LIMIT)
@@ -284,7 +300,7 @@ def table(results: list[Result]) -> str:
             other = by[row("RedisStore", op)]
             ratios = [other.pct(p) / r.pct(p) for p in (50, 99)]
             cells += [f"{x:.2f}{X}" for x in ratios]
-            if op in ("put", "get"):
+            if op in MAIN:
                 verdict = "pass" if ratios[0] >= TARGET else "FAIL"
                 cells.append(f"≥ {TARGET:g}{X} faster at p50: **{verdict}**")
             else:
@@ -307,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="write/replace a section in this file")
     args = parser.parse_args(argv)
     blocks = args.blocks or (10 if args.quick else 50)
-    n = {"put": 3000, "get": 3000, "search(filter)": 2000, "put + embed": 2000}
+    n = {"put": 3000, "get": 3000, REREAD: 3000, "search(filter)": 2000, "put + embed": 2000}
     n["search(query)"] = 2000
     items, warmup = args.items or 2000, 100
     if args.quick:

@@ -2,20 +2,25 @@
 -- KEYS[1] namespace registry (zset: encoded namespace -> last expiry ms, 'inf' for none)
 -- KEYS[2] store meta hash (field seq: the write counter that orders listings)
 -- KEYS[3..] per item, in order: item hash, key zset of its namespace, then v vector hashes
--- ARGV[1..] per item: encoded namespace, key, ttl ms (0 = none, -1 = delete the item),
+-- ARGV[1] the sync channel of the rmem namespace (rmem._keys.sync_channel)
+-- ARGV[2..] per item: encoded namespace, key, ttl ms (0 = none, -1 = delete the item),
 --   v (vector keys given), n (new vectors, n <= v), packed value, anc tokens, kv tokens,
 --   then the n vectors as float bytes
 -- Returns {0} once everything is written, or, when some item holds more stored vectors than
 --   keys were given for it, {-1, item number (1-based), stored vectors, ...} and writes nothing
 --   (the caller sends the batch again with those keys).
+-- Once written, one PUBLISH on the sync channel names every item written or deleted, so the
+--   item caches of other clients drop them (rmem._replica._parse_item_hint):
+--   'lg' then, per item, '\n' .. byte length .. '\n' .. encoded namespace .. '/' .. key.
 
 local REG, META = KEYS[1], KEYS[2]
+local CHANNEL = ARGV[1]
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
 -- First pass: every item must have a key for each vector it holds, or nothing is written.
-local short, a, k, item = {}, 1, 3, 0
+local short, a, k, item = {}, 2, 3, 0
 while a <= #ARGV do
   item = item + 1
   local v, n = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
@@ -36,9 +41,12 @@ local function expire(key, ttl)
   if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
 end
 
-a, k = 1, 3
+local hint = {'lg'}
+a, k = 2, 3
 while a <= #ARGV do
   local path, key, ttl = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local ref = path .. '/' .. key
+  hint[#hint + 1] = '\n' .. #ref .. '\n' .. ref
   local v, n = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   local ikey, zkey = KEYS[k], KEYS[k + 1]
   local old = redis.call('HMGET', ikey, 'created', 'updated', 'nv')
@@ -80,4 +88,5 @@ while a <= #ARGV do
   a = a + 8 + n
   k = k + 2 + v
 end
+if #hint > 1 then redis.call('PUBLISH', CHANNEL, table.concat(hint)) end
 return {0}

@@ -12,7 +12,10 @@ One :class:`SyncEngine` per client (namespace views share it) runs a daemon thre
   Redis, then reconnects with backoff, resubscribes, and catches every replica up;
 - sends the TTL touches owed by sliding sessions that were read locally, at most every
   ``min(1 s, ttl / 10)`` per session;
-- delivers :class:`~rmem.Event` objects to subscribers.
+- delivers :class:`~rmem.Event` objects to subscribers;
+- passes the item hints of the LangGraph store (``lua/lgstore_put.lua``) to the item caches
+  that watch the namespace (:meth:`SyncEngine.watch_items`), and tells them to drop
+  everything whenever a hint may have been missed.
 
 A replica serves a read only while it is *fresh*: the thread is subscribed, the replica was
 caught up after the subscription was confirmed, and no hint for it is waiting. Pub/sub is a
@@ -35,10 +38,11 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
@@ -84,6 +88,9 @@ _MEMORY_KINDS: dict[str, EventKind] = {
     "del": "memory.delete",
     "exp": "memory.expire",
 }
+# An item hint of the LangGraph store: ``lg`` then, per changed item, ``\n<byte length>\n<path>/
+# <key>`` (lua/lgstore_put.lua). Its kind is neither a session's nor a memory's.
+_ITEM_HINT = b"lg"
 
 
 @dataclass(slots=True)
@@ -151,6 +158,16 @@ class RecordReplica:
     retry_at: float = 0.0  # a namespace whose change log Redis refused waits until then
 
 
+class ItemWatcher(Protocol):
+    """What watches the item hints of a namespace (the LangGraph store's item cache)."""
+
+    def drop(self, refs: Sequence[str] | None) -> None:
+        """Forget the items ``refs`` (``<path>/<key>``), or every item when None.
+
+        Called on the sync thread, or on the thread of a write of this client; must not block.
+        """
+
+
 class Listener:
     """A subscriber: a callback and the namespace whose events it receives."""
 
@@ -189,6 +206,8 @@ class SyncEngine:
         self._namespaces: set[str] = set()
         self._subscribed: set[str] = set()
         self._listeners: list[Listener] = []
+        # Held weakly: a store dropped by its user stops being told of hints.
+        self._item_watchers: dict[str, weakref.WeakSet[ItemWatcher]] = {}
         self._epoch = 0
         self._connected = False
         self._closed = False
@@ -400,6 +419,7 @@ class SyncEngine:
                 records.records.clear()
                 records.log_id, records.epoch, records.dirty = None, -1, True
                 records.gen += 1
+        self._items_lost()
 
     def emit_all(self, kind: EventKind, namespace: str) -> None:
         """Deliver an event about this client itself to every subscriber, on this thread."""
@@ -466,6 +486,47 @@ class SyncEngine:
                     update={"metadata": stored}, deep=True
                 )
 
+    # ------------------------------------------------------------------ store item hints
+
+    def watch_items(self, namespace: str, watcher: ItemWatcher) -> int | None:
+        """Return the epoch under which ``watcher`` may trust a read of ``namespace``, or None.
+
+        The first call registers ``watcher`` (held weakly) and returns None: from then on it
+        is told, on the sync thread, of every item hint of ``namespace`` (``drop(refs)``), and
+        of every moment one may have been missed (``drop(None)``: a lost connection, a new
+        subscription, a recovery from the fallback). Later calls return the current epoch
+        while the thread is connected and the namespace's channel is subscribed and confirmed,
+        as a session replica is fresh only then: a read sent after this returned misses no
+        hint of a later change, unless the epoch has changed by the time it is used.
+        """
+        watchers = self._item_watchers.get(namespace)
+        with self._lock:
+            if self._pid != os.getpid() or watchers is None or watcher not in watchers:
+                self._want(namespace)  # a forked child starts afresh here, watchers and all
+                self._item_watchers.setdefault(namespace, weakref.WeakSet()).add(watcher)
+                return None
+            if self._connected and namespace in self._subscribed:
+                return self._epoch
+            return None
+
+    def items_changed(self, namespace: str, refs: Sequence[str] | None) -> None:
+        """Tell every watcher of ``namespace`` that items changed (this client's own write).
+
+        Every store on this client sees its own writes at once; other clients see them when
+        the write's hint arrives.
+        """
+        with self._lock:
+            watchers = list(self._item_watchers.get(namespace, ()))
+        for watcher in watchers:
+            watcher.drop(refs)
+
+    def _items_lost(self) -> None:
+        # Hints may have been missed: every watcher forgets everything.
+        with self._lock:
+            watchers = [w for found in self._item_watchers.values() for w in found]
+        for watcher in watchers:
+            watcher.drop(None)
+
     # ------------------------------------------------------------------ events
 
     def listen(self, namespace: str, callback: Callable[[Event], None]) -> Listener:
@@ -523,6 +584,7 @@ class SyncEngine:
                 with self._lock:
                     self._connected = False
                     self._subscribed = set()
+                self._items_lost()
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         pubsub.close()
@@ -544,6 +606,7 @@ class SyncEngine:
         with self._lock:
             self._epoch += 1
             self._subscribed = set()
+        self._items_lost()
         heartbeat = self._settings.sync_heartbeat
         timeout = self._settings.socket_timeout
         last_ping = last_pong = time.monotonic()
@@ -596,16 +659,23 @@ class SyncEngine:
         if message["type"] != "message":
             return
         channel, data = _text(message["channel"]), message["data"]
-        if isinstance(data, bytes | bytearray):  # a foreign message need not be UTF-8
-            data = data.decode(errors="replace")
+        if isinstance(data, str):
+            data = data.encode()
         namespace = parse_sync_channel(channel)
+        if namespace is not None and data[: len(_ITEM_HINT) + 1] == _ITEM_HINT + b"\n":
+            refs = _parse_item_hint(data)
+            if refs is None:
+                # Not rmem's, yet shaped like an item hint: forget every item, to be safe.
+                self._foreign(channel)
+            self.items_changed(namespace, refs)
+            return
+        # A foreign message need not be UTF-8.
+        data = data.decode(errors="replace")
         if namespace is not None:
             hint = _parse_hint(data)
             if hint is None:
                 # Published by something else: not a change rmem made, so nothing to sync.
-                if channel not in self._warned:
-                    self._warned.add(channel)
-                    log.warning("rmem ignores a message on %s that is not a sync hint", channel)
+                self._foreign(channel)
                 return
             kind, stamp, rev, change, item = hint
             if kind in _SESSION_KINDS:
@@ -635,6 +705,11 @@ class SyncEngine:
             return
         if channel == self._expired:
             self._on_expired(data)
+
+    def _foreign(self, channel: str) -> None:
+        if channel not in self._warned:
+            self._warned.add(channel)
+            log.warning("rmem ignores a message on %s that is not a sync hint", channel)
 
     def _on_expired(self, key: str) -> None:
         session = parse_session_key(key)
@@ -1056,7 +1131,8 @@ def _db(url: str) -> int:
 
 def _parse_hint(data: str) -> tuple[str, str, int, str, str] | None:
     """A sync hint ``<kind>\\n<stamp>\\n<rev>\\n<change id>\\n<item>`` (lua/_session.lua,
-    lua/_memory.lua) as its parts, or None for a message that is not one."""
+    lua/_memory.lua) as its parts, or None for a message that is not one. (An item hint of
+    the LangGraph store has the kind ``lg``, which is neither: see :func:`_parse_item_hint`.)"""
     parts = data.split("\n", 4)
     if len(parts) != 5 or not parts[2].isdigit() or not parts[2].isascii():
         return None
@@ -1067,6 +1143,28 @@ def _parse_hint(data: str) -> tuple[str, str, int, str, str] | None:
     elif kind not in _MEMORY_KINDS:
         return None
     return kind, stamp, int(rev), change, item
+
+
+def _parse_item_hint(data: bytes) -> list[str] | None:
+    """The items (``<path>/<key>``) an item hint of the LangGraph store names, or None for a
+    message that only looks like one. Lengths are in bytes: keys may hold any character."""
+    refs: list[str] = []
+    at, end = len(_ITEM_HINT), len(data)
+    try:
+        while at < end:
+            if data[at : at + 1] != b"\n":
+                return None
+            newline = data.index(b"\n", at + 1)
+            size = data[at + 1 : newline]
+            if not size.isdigit():
+                return None
+            at = newline + 1 + int(size)
+            if at > end:
+                return None
+            refs.append(data[newline + 1 : at].decode())
+    except ValueError:  # no length, or not UTF-8
+        return None
+    return refs or None
 
 
 def _text(value: Any) -> str:

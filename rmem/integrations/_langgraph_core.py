@@ -10,6 +10,10 @@ Order inside a batch is LangGraph's PostgresStore's: gets, searches and namespac
 first, then the puts (the last put of a key wins), so every read of a batch sees the store as
 it was before the batch's writes. Every op is checked, and every value encoded and embedded,
 before the first round trip, so a bad op writes nothing.
+
+With an :class:`~rmem.integrations._langgraph_cache.ItemCache` (a client with a sync thread),
+gets of items read before are answered from it without a round trip; puts drop what they
+write from it before and after their script.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from rmem._keys import (
     item_key,
     keys_zset,
     store_keys,
+    sync_channel,
     vector_key,
 )
 from rmem._lua import Script
@@ -58,6 +63,7 @@ from rmem._settings import Settings
 from rmem._validate import MAX_TTL
 from rmem.integrations import _langgraph_query as q
 from rmem.integrations._json import check_json
+from rmem.integrations._langgraph_cache import MISSING, Cached, Found, ItemCache, Ticket
 
 LGSTORE_PUT: Script = _lua.script("lgstore_put")
 LGSTORE_TOUCH: Script = _lua.script("lgstore_touch")
@@ -246,11 +252,19 @@ class _Read:
 class StoreCore:
     """Everything a LangGraph store over rmem does, as plans (see the module docstring)."""
 
-    def __init__(self, namespace: str, settings: Settings, index: IndexSettings | None) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        settings: Settings,
+        index: IndexSettings | None,
+        cache: ItemCache | None = None,
+    ) -> None:
         self.namespace = namespace
         self.settings = settings
         self.index = index
+        self.cache = cache
         self.keys: StoreKeys = store_keys(namespace)
+        self._channel = sync_channel(namespace)
         self.search_module: bool | None = None  # found by setup
         self._vector_guess = len(index.fields) if index else 0
 
@@ -333,14 +347,26 @@ class StoreCore:
         if touch:
             yield self._touch_round(touch)
         if puts:
-            yield from self._plan_puts(list(puts.values()))
+            written = list(puts.values())
+            if self.cache is None:
+                yield from self._plan_puts(written)
+            else:
+                # Before: a read racing the write cannot fill in what it is replacing. After:
+                # nor can one that read the old value while the script ran.
+                refs = [f"{p.path}/{p.key}" for p in written]
+                self.cache.changed(refs)
+                try:
+                    yield from self._plan_puts(written)
+                finally:
+                    self.cache.changed(refs)
         return results
 
     def plan_get(self, namespace: object, key: object, refresh_ttl: bool) -> Plan[Item | None]:
         """``plan_batch([GetOp(namespace, key, refresh_ttl)])``, without planning a batch.
 
-        A single get is the store's most frequent call (LangGraph's ``BaseStore.get``): one
-        ``HMGET``, then the TTL touch when asked and the item has a TTL, as in a batch.
+        A single get is the store's most frequent call (LangGraph's ``BaseStore.get``): served
+        by the item cache when it holds the item, else one ``HMGET``, then the TTL touch when
+        asked and the item has a TTL, as in a batch.
 
         Raises:
             InvalidNamespace: a label LangGraph refuses.
@@ -348,17 +374,18 @@ class StoreCore:
         """
         labels = check_labels(namespace)
         key = _check_key(key)
+        path = encode_path(labels)
+        ticket = None
+        if self.cache is not None:
+            (found,), ticket = self.cache.lookup([f"{path}/{key}"])
+            if found is not MISSING:
+                return _cached_item(labels, key, found)
         if self.search_module is None:
             yield from self.plan_setup()
-        path = encode_path(labels)
         (reply,) = yield [("HMGET", item_key(self.namespace, path, key), *_GET_FIELDS)]
-        if reply[0] is None:
-            return None
-        fields = dict(zip(_GET_FIELDS, reply, strict=True))
-        value, created, updated = self._decode(labels, key, fields)
-        item = Item(value=value, key=key, namespace=labels, created_at=created, updated_at=updated)
-        if refresh_ttl and int(fields["ttl"] or 0) > 0:
-            yield self._touch_round([_Read(path, key, fields["seq"], int(fields["nv"] or 0))])
+        item, read = self._read_item(labels, path, key, reply, ticket)
+        if refresh_ttl and read is not None:
+            yield self._touch_round([read])
         return item
 
     def _check_list(self, op: ListNamespacesOp) -> None:
@@ -446,7 +473,7 @@ class StoreCore:
     def _put_call(self, chunk: list[_Put]) -> ScriptStep:
         ns = self.namespace
         keys: list[str] = [self.keys.registry, self.keys.meta]
-        args: list[Arg] = []
+        args: list[Arg] = [self._channel]
         for p in chunk:
             keys += [item_key(ns, p.path, p.key), keys_zset(ns, p.path)]
             keys += [vector_key(ns, p.path, p.key, n) for n in range(p.keys_for)]
@@ -464,20 +491,53 @@ class StoreCore:
     ) -> Plan[None]:
         ns = self.namespace
         paths = [encode_path(labels) for _, _, labels in gets]
+        ticket = None
+        if self.cache is None:
+            found: list[Found] = [MISSING] * len(gets)
+        else:
+            refs = [f"{path}/{op.key}" for (_, op, _), path in zip(gets, paths, strict=True)]
+            found, ticket = self.cache.lookup(refs)
+        misses = []
+        for (i, op, labels), path, entry in zip(gets, paths, found, strict=True):
+            if entry is MISSING:
+                misses.append((i, op, labels, path))
+            else:
+                results[i] = _cached_item(labels, op.key, entry)
+        if not misses:
+            return
         replies = yield [
-            ("HMGET", item_key(ns, path, op.key), *_GET_FIELDS)
-            for (_, op, _), path in zip(gets, paths, strict=True)
+            ("HMGET", item_key(ns, path, op.key), *_GET_FIELDS) for _, op, _, path in misses
         ]
-        for (i, op, labels), path, reply in zip(gets, paths, replies, strict=True):
-            if reply[0] is None:
-                continue
-            fields = dict(zip(_GET_FIELDS, reply, strict=True))
-            value, created, updated = self._decode(labels, op.key, fields)
-            results[i] = Item(
-                value=value, key=op.key, namespace=labels, created_at=created, updated_at=updated
-            )
-            if op.refresh_ttl and int(fields["ttl"] or 0) > 0:
-                touch.append(_Read(path, op.key, fields["seq"], int(fields["nv"] or 0)))
+        for (i, op, labels, path), reply in zip(misses, replies, strict=True):
+            results[i], read = self._read_item(labels, path, op.key, reply, ticket)
+            if op.refresh_ttl and read is not None:
+                touch.append(read)
+
+    def _read_item(
+        self,
+        labels: tuple[str, ...],
+        path: str,
+        key: str,
+        reply: Sequence[Any],
+        ticket: Ticket | None,
+    ) -> tuple[Item | None, _Read | None]:
+        """The item an ``HMGET`` of ``_GET_FIELDS`` found (None: absent), and the TTL touch it
+        owes when read with ``refresh_ttl`` (None: it has no TTL). With a ticket, the cache
+        keeps what was found, unless the item has a TTL."""
+        if reply[0] is None:
+            if ticket is not None:
+                assert self.cache is not None
+                self.cache.fill(ticket, f"{path}/{key}", None)
+            return None, None
+        fields = dict(zip(_GET_FIELDS, reply, strict=True))
+        value, created, updated = self._decode(labels, key, fields)
+        item = Item(value=value, key=key, namespace=labels, created_at=created, updated_at=updated)
+        if int(fields["ttl"] or 0) > 0:
+            return item, _Read(path, key, fields["seq"], int(fields["nv"] or 0))
+        if ticket is not None:
+            assert self.cache is not None
+            self.cache.fill(ticket, f"{path}/{key}", Cached(bytes(fields["val"]), created, updated))
+        return item, None
 
     def _decode(
         self, labels: tuple[str, ...], key: str, fields: Mapping[str, Any]
@@ -650,6 +710,19 @@ class StoreCore:
 def matches(value: Mapping[str, Any], flt: Mapping[str, Any] | None) -> bool:
     """Whether an item value passes a SearchOp filter (see :func:`_langgraph_query.matches`)."""
     return q.matches(value, flt)
+
+
+def _cached_item(labels: tuple[str, ...], key: str, entry: Cached | None) -> Item | None:
+    # A new value dict for every hit: callers may change what they are given.
+    if entry is None:
+        return None
+    return Item(
+        value=unpack(entry.packed),
+        key=key,
+        namespace=labels,
+        created_at=entry.created,
+        updated_at=entry.updated,
+    )
 
 
 def now_ms() -> int:

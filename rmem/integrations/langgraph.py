@@ -27,8 +27,18 @@ and ``abatch`` over ``GetOp``, ``PutOp`` (``value=None`` deletes), ``SearchOp`` 
 - ``filter=`` supports ``$eq $ne $gt $gte $lt $lte`` on value fields, nested dicts and lists.
 - ``ttl={"default_ttl": minutes, "refresh_on_read": True}``: items expire in Redis itself;
   reads with ``refresh_ttl`` restart the clock. Expired items are never returned.
-- Each put or delete is one atomic Lua script (``lua/lgstore_put.lua``) for the whole batch;
-  a get is one ``HMGET`` round trip.
+- Each put or delete is one atomic Lua script (``lua/lgstore_put.lua``) for the whole batch,
+  which also publishes one pub/sub hint naming the items it changed.
+- Gets (``get``, and the ``GetOp`` of ``batch``/``abatch``): with the default client
+  (``sync=True``), a get of an item without a TTL that this store read before is answered
+  from process memory, without a round trip; any other get is one ``HMGET`` round trip.
+  Coherence: a store reads its own writes, and those of every store on the same client, at
+  once; another client's or process's write is seen once its hint reaches this process's
+  sync thread (typically ~1 ms). While the sync connection is down or being re-established,
+  or the client runs on its local fallback, gets read Redis (or the fallback), and what was
+  kept is dropped. Each get returns a new ``Item``: changing its ``value`` changes nothing
+  kept. Searches and namespace listings always read Redis. With ``sync=False`` every get is
+  one round trip.
 
 Importing this module without LangGraph raises :class:`MissingExtraError` (an
 ``ImportError`` and an ``rmem.RmemError``) naming ``pip install 'rmem[langgraph]'``.
@@ -40,13 +50,15 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
+from rmem._async._backend import AsyncBackend
 from rmem._async.client import AsyncClient
 from rmem._errors import MissingExtraError, RmemError, ValidationError
 from rmem._lua import ScriptCall
+from rmem._sync._backend import Backend
 from rmem._sync.client import Client
 
 __all__ = ["AsyncRmemStore", "InvalidNamespace", "MissingExtraError", "RmemStore"]
@@ -61,6 +73,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     ) from exc
 
 # Imported once LangGraph is known to be there: the core builds on its types.
+from rmem.integrations._langgraph_cache import ItemCache
 from rmem.integrations._langgraph_core import (
     Embed,
     InvalidNamespace,
@@ -135,8 +148,15 @@ def _core(
     namespace: str, client: Client | AsyncClient, index: IndexConfig | None
 ) -> tuple[StoreCore, IndexConfig | None]:
     settings = client.settings
-    core = StoreCore(namespace, settings, parse_index(index, settings))
+    backend = client._backend
+    # Without a sync thread (sync=False) nothing would tell the cache of other writers.
+    cache = None if client._sync is None else ItemCache(client._sync, namespace, _degraded(backend))
+    core = StoreCore(namespace, settings, parse_index(index, settings), cache)
     return core, (IndexConfig(**index) if index else None)
+
+
+def _degraded(backend: Backend | AsyncBackend) -> Callable[[], bool]:
+    return lambda: backend.degraded
 
 
 class RmemStore(BaseStore):
@@ -211,7 +231,8 @@ class RmemStore(BaseStore):
     def get(
         self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None
     ) -> Item | None:
-        """Return the item, or None (``BaseStore.get``: one ``HMGET`` round trip).
+        """Return the item, or None (``BaseStore.get``: from the store's item cache when it
+        holds the item, else one ``HMGET`` round trip; see the module docstring).
 
         Raises:
             InvalidNamespace: a namespace label LangGraph refuses.
