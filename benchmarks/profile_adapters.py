@@ -499,10 +499,11 @@ def report(rows: list[Row]) -> str:
         # Every round trip costs what a PING costs beyond its server time, then the call's
         # own server time: the call with no more client work than PINGs.
         floor = ours.trips * (ping.mean() - ping.server_us) + ours.server_us
+        # A call served from memory (no round trip, no server work) has no floor to price.
+        best = f"{theirs.mean() / floor:.2f}{X}" if floor > 0 else "no round trip"
         lines.append(
             f"| {group}: {ours.name} | {theirs.p50() / ours.p50():.2f}{X} "
-            f"| {theirs.mean() / ours.mean():.2f}{X} | {floor:,.0f} "
-            f"| {theirs.mean() / floor:.2f}{X} |"
+            f"| {theirs.mean() / ours.mean():.2f}{X} | {floor:,.0f} | {best} |"
         )
     return "\n".join(lines)
 
