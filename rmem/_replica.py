@@ -717,11 +717,14 @@ class SyncEngine:
             with self._lock:
                 replica = self._sessions.get(session)
                 if replica is not None:
+                    # Redis published the expiry before it ran any later write, but this
+                    # client applies its own appends at once: the session may already be
+                    # re-created here. So the replica reloads (reads go to Redis until then).
                     replica.exists = False
                     replica.clear()
                     replica.count = replica.size = 0
                     replica.deadline = None
-                    replica.change_id = ""
+                    replica.rev, replica.change_id, replica.dirty = -1, "", True
                 interested = session[0] in self._namespaces
             if interested:
                 self._emit(

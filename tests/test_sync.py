@@ -207,6 +207,26 @@ def test_expiry_reaches_replicas_and_events(
     assert expiry.session_id == "short" and expiry.origin is None
 
 
+def test_an_expiry_event_that_arrives_after_the_session_was_re_created_wipes_nothing(
+    redis_url: str, namespace: str
+) -> None:
+    # Redis publishes a key's expiry before it runs the append that re-creates the session,
+    # but the writer applies its own reply to the replica at once, while the sync thread may
+    # read the expiry later. The late event must not leave the replica serving "no session".
+    with rmem.Client.from_url(redis_url, namespace=namespace) as c:
+        c.session("again", ttl=0.3, sliding=False).append({"role": "user", "content": "old"})
+        assert c.session("again").messages()  # opens the replica
+        wait_until(lambda: not redis_messages(redis_url, namespace, "again"))
+        wait_until(lambda: replica_messages(c, "again") == [])  # the expiry was applied
+        renewed = c.session("again", ttl=60, sliding=False)
+        new = renewed.append({"role": "user", "content": "new"})
+        assert replica_messages(c, "again") == [new.id]
+        # The first expiry's event, delivered late: the very message Redis sent for it.
+        engine(c)._on_expired(session_keys(namespace, "again").meta)
+        assert renewed.exists() and [m.id for m in renewed.messages()] == [new.id]
+        wait_until(lambda: replica_messages(c, "again") == [new.id])  # serves again
+
+
 def test_replica_mirrors_ttl_without_keyspace_events(redis_url: str, namespace: str) -> None:
     # With expiry notifications off, the mirrored deadline alone stops stale reads.
     raw = redis.Redis.from_url(redis_url)

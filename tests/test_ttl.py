@@ -55,12 +55,17 @@ def test_touch_keeps_a_sliding_session_alive(api: Api) -> None:
 def test_absolute_session_expires_while_in_use(api: Api) -> None:
     s = api.client().session("fixed", ttl=TTL, sliding=False)
     s.append({"role": "user"})
-    deadline = time.monotonic() + TTL + 0.5
-    while time.monotonic() < deadline and s.exists():
-        s.append({"role": "user"})  # writes do not extend an absolute TTL
+    started = time.monotonic()
+    # Neither writes nor reads extend an absolute TTL. The writes stop just short of the
+    # expiry: one sent after it would create the session anew, as it should.
+    while time.monotonic() < started + TTL - 0.15:
+        s.append({"role": "user"})
         s.messages()
         time.sleep(0.05)
-    time.sleep(0.1)
+    deadline = started + TTL + 0.5
+    while time.monotonic() < deadline and s.exists():
+        s.messages()
+        time.sleep(0.02)
     assert s.exists() is False
     assert _keys_left(api, api.namespace, "fixed") == 0
 
