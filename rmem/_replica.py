@@ -66,6 +66,7 @@ from rmem._memory_core import MemoryRecord, decode_record
 from rmem._models import Event, EventKind, Message, SessionInfo
 from rmem._session_core import decode_members, member_prefix
 from rmem._settings import Settings
+from rmem._subscription import Subscription, open_subscription
 
 log = logging.getLogger("rmem.sync")
 
@@ -567,12 +568,12 @@ class SyncEngine:
     def _run(self) -> None:
         backoff = 0.05
         while not self._closed:
-            pubsub = None
+            subscription = None
             try:
                 if self._redis is None:
                     self._redis = _connect(self._settings, self._store)
-                pubsub = self._redis.pubsub()  # type: ignore[no-untyped-call]
-                self._serve(pubsub)
+                subscription = open_subscription(self._redis, fake=self._store is not None)
+                self._serve(subscription)
                 backoff = 0.05
             except (redis.RedisError, OSError, RmemError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -585,9 +586,9 @@ class SyncEngine:
                     self._connected = False
                     self._subscribed = set()
                 self._items_lost()
-                if pubsub is not None:
+                if subscription is not None:
                     with contextlib.suppress(Exception):
-                        pubsub.close()
+                        subscription.close()
             if not self._closed:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
@@ -595,14 +596,14 @@ class SyncEngine:
             with contextlib.suppress(Exception):
                 self._redis.close()
 
-    def _serve(self, pubsub: Any) -> None:
+    def _serve(self, subscription: Subscription) -> None:
         redis_client = self._redis
         assert redis_client is not None
         expired = self._expired
         if self.on_connect is not None:
             self.on_connect(redis_client)
-        pubsub.subscribe(expired)
-        self._confirm(pubsub, {expired})
+        subscription.subscribe(expired)
+        self._confirm(subscription, {expired})
         with self._lock:
             self._epoch += 1
             self._subscribed = set()
@@ -615,8 +616,8 @@ class SyncEngine:
                 missing = self._namespaces - self._subscribed
             if missing:
                 channels = {sync_channel(ns) for ns in missing}
-                pubsub.subscribe(*channels)
-                self._confirm(pubsub, channels)
+                subscription.subscribe(*channels)
+                self._confirm(subscription, channels)
                 with self._lock:
                     self._subscribed |= missing
                     self._connected = True
@@ -624,22 +625,20 @@ class SyncEngine:
                 with self._lock:
                     self._connected = True
             self._catch_up(redis_client)
-            message = pubsub.get_message(timeout=_POLL)
-            while message is not None:
-                if message["type"] == "pong":
+            for kind, channel, data in subscription.read(_POLL):
+                if kind == "message":
+                    self._on_message(redis_client, channel, data)
+                elif kind == "pong":
                     last_pong = time.monotonic()
-                else:
-                    self._on_message(redis_client, message)
-                message = pubsub.get_message(timeout=0)
             now = time.monotonic()
             if now - last_ping >= heartbeat:
                 if last_pong < last_ping and now - last_ping > timeout:
                     raise redis.ConnectionError("the pub/sub connection stopped answering")
-                pubsub.ping()
+                subscription.ping()
                 last_ping = now
             self._send_touches(redis_client, now)
 
-    def _confirm(self, pubsub: Any, channels: set[str]) -> None:
+    def _confirm(self, subscription: Subscription, channels: set[str]) -> None:
         # Hints are only trusted once the server confirmed the subscription: a replica caught
         # up after that point misses no later change.
         waiting = set(channels)
@@ -647,18 +646,14 @@ class SyncEngine:
         while waiting:
             if time.monotonic() > deadline:
                 raise redis.TimeoutError(f"no confirmation of SUBSCRIBE {sorted(waiting)}")
-            message = pubsub.get_message(timeout=_POLL)
-            if message is None:
-                continue
-            if message["type"] == "subscribe":
-                waiting.discard(_text(message["channel"]))
-            elif message["type"] == "message":
-                self._on_message(self._redis, message)
+            for kind, channel, data in subscription.read(_POLL):
+                if kind == "subscribe":
+                    waiting.discard(_text(channel))
+                elif kind == "message":
+                    self._on_message(self._redis, channel, data)
 
-    def _on_message(self, redis_client: Any, message: dict[str, Any]) -> None:
-        if message["type"] != "message":
-            return
-        channel, data = _text(message["channel"]), message["data"]
+    def _on_message(self, redis_client: Any, raw_channel: Any, data: Any) -> None:
+        channel = _text(raw_channel)
         if isinstance(data, str):
             data = data.encode()
         namespace = parse_sync_channel(channel)
@@ -681,27 +676,30 @@ class SyncEngine:
             if kind in _SESSION_KINDS:
                 if stamp[-16:] != self._node:
                     self._on_session_hint(redis_client, namespace, item, rev)
-                event = Event(
-                    kind=_SESSION_KINDS[kind],
-                    namespace=namespace,
-                    session_id=item,
-                    stamp=stamp,
-                    origin=stamp[-16:],
-                    change_id=change,
-                )
+                if self._listeners:  # an event is only built for someone to receive it
+                    self._emit(
+                        Event(
+                            kind=_SESSION_KINDS[kind],
+                            namespace=namespace,
+                            session_id=item,
+                            stamp=stamp,
+                            origin=stamp[-16:],
+                            change_id=change,
+                        )
+                    )
             elif kind in _MEMORY_KINDS:
                 self._on_memory_hint(redis_client, namespace, change)
-                event = Event(
-                    kind=_MEMORY_KINDS[kind],
-                    namespace=namespace,
-                    record_id=item,
-                    stamp=stamp or None,
-                    origin=stamp[-16:] or None,
-                    change_id=change,
-                )
-            else:
-                return
-            self._emit(event)
+                if self._listeners:
+                    self._emit(
+                        Event(
+                            kind=_MEMORY_KINDS[kind],
+                            namespace=namespace,
+                            record_id=item,
+                            stamp=stamp or None,
+                            origin=stamp[-16:] or None,
+                            change_id=change,
+                        )
+                    )
             return
         if channel == self._expired:
             self._on_expired(data)
