@@ -40,7 +40,7 @@ MESSAGE = {"role": "user", "content": "x" * 200}
 
 def _other_threads_cpu() -> float:
     """Seconds of CPU used so far by this process's threads other than the caller's."""
-    me, total = threading.get_native_id(), 0
+    me, total = threading.get_native_id(), 0.0
     tick = os.sysconf("SC_CLK_TCK")
     for tid in os.listdir("/proc/self/task"):
         if int(tid) == me:
