@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with EmbeddedRedis() as server:
         clients = {
-            "sync=True": rmem.Client.from_url(server.url, namespace="profile-sync"),
-            "sync=False": rmem.Client.from_url(server.url, namespace="profile-sync", sync=False),
+            # Namespaces of their own: the thread hears the hints of its namespace alone.
+            "sync=True": rmem.Client.from_url(server.url, namespace="profile-on"),
+            "sync=False": rmem.Client.from_url(server.url, namespace="profile-off", sync=False),
         }
         sessions = {name: c.session(f"s-{name}") for name, c in clients.items()}
         for session in sessions.values():
