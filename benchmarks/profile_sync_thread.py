@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/profile_sync_thread.py             # ~1 min on 2 cores
     python benchmarks/profile_sync_thread.py --n 500     # fewer appends per block
+    python benchmarks/profile_sync_thread.py --replicas 10000   # with 10,000 other replicas open
 
 Every session write publishes a hint, and the writer's own sync thread receives it too
 (decision 29: it then does nothing with it but deliver events). This script appends
@@ -15,6 +16,10 @@ alternating blocks on one embedded Redis, and reports per append:
 - ``writer CPU µs``: the writing thread's CPU (``time.thread_time``);
 - ``sync thread CPU µs``: the CPU of the process's other threads (Linux
   ``/proc/self/task/*/stat``; clock-tick resolution, hence blocks of many appends).
+
+``--replicas N`` first opens the replicas of N other (empty) sessions in the ``sync=True``
+client, as a server holding many conversations would: the thread's work per hint should not
+grow with them.
 
 Nothing is asserted.
 """
@@ -76,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=2000, help="appends per block (default 2000)")
     parser.add_argument("--blocks", type=int, default=6, help="blocks per client (default 6)")
+    parser.add_argument(
+        "--replicas", type=int, default=0, help="other replicas to open first (default 0)"
+    )
     args = parser.parse_args(argv)
     with EmbeddedRedis() as server:
         clients = {
@@ -88,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(200):
                 session.append(MESSAGE)
             session.messages()  # with sync=True, opens the replica: the thread runs
+        for i in range(args.replicas):
+            clients["sync=True"].session(f"other-{i}").messages()
         assert clients["sync=True"].wait_synced()
+        time.sleep(1)  # the thread catches the new replicas up
         results: dict[str, tuple[list[int], float, float]] = {n: ([], 0.0, 0.0) for n in sessions}
         for b in range(args.blocks):
             for name in list(sessions)[b % 2 :] + list(sessions)[: b % 2]:

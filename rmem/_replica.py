@@ -200,6 +200,10 @@ class SyncEngine:
         self._pid = os.getpid()
         self._lock = threading.RLock()
         self._sessions: OrderedDict[tuple[str, str], SessionReplica] = OrderedDict()
+        # The sessions whose replicas may need a catch-up, and those that may owe a TTL
+        # touch: the thread looks at these alone, not at every replica, on each wake-up.
+        self._pending: set[tuple[str, str]] = set()
+        self._touches: set[tuple[str, str]] = set()
         self._records: dict[str, RecordReplica] = {}
         # What a replica held when this client's append re-created its session before it
         # was due to expire: kept until the marker check tells whether Redis lost its data.
@@ -276,6 +280,7 @@ class SyncEngine:
             return None
         if replica.sliding and replica.ttl_ms > 0:
             replica.touch_due = True
+            self._touches.add(key)
         return replica
 
     @property
@@ -283,8 +288,14 @@ class SyncEngine:
         """The lock that guards every replica."""
         return self._lock
 
+    def _stale(self, replica: SessionReplica) -> None:
+        # Lock held. The replica stops serving until the thread has caught it up.
+        replica.dirty = True
+        self._pending.add(replica_key(replica))
+
     def _open_session(self, key: tuple[str, str]) -> None:
         self._sessions[key] = SessionReplica(*key)
+        self._pending.add(key)
         while len(self._sessions) > self._max_sessions:
             self._sessions.popitem(last=False)
         self._want(key[0])
@@ -326,10 +337,11 @@ class SyncEngine:
                 replica.clear()
                 replica.exists, replica.rev = False, rev - 1
             if not (replica.exists or int(created)) or replica.rev != rev - 1:
-                replica.dirty = replica.dirty or rev > replica.rev
+                if rev > replica.rev:
+                    self._stale(replica)
                 return orphaned
             if added != len(prefixes):
-                replica.dirty = True
+                self._stale(replica)
                 return orphaned
             for prefix, message in zip(prefixes, decode(), strict=True):
                 replica.add(prefix, message)
@@ -339,13 +351,13 @@ class SyncEngine:
                 replica.exists, replica.created = True, int(created_ms)
                 replica.ttl_ms, replica.sliding = policy[1], bool(policy[2])
             elif policy[0]:
-                replica.dirty = True  # the policy may or may not have won: ask Redis
+                self._stale(replica)  # the policy may or may not have won: ask Redis
             if replica.sliding and replica.ttl_ms > 0 and int(left) >= 0:
                 # When the keys expire: ttl from now, or a little sooner when the append left
                 # a TTL restarted moments before as it was (decision 30).
                 replica.deadline = time.monotonic() + int(left) / 1000
             if len(replica.messages) != replica.count:
-                replica.dirty = True
+                self._stale(replica)
             return orphaned
 
     def forget_orphan(self, namespace: str, session_id: str) -> None:
@@ -358,7 +370,7 @@ class SyncEngine:
         with self._lock:
             replica = self._sessions.get((namespace, session_id))
             if replica is not None:
-                replica.dirty = True
+                self._stale(replica)
                 replica.gen += 1
 
     # ------------------------------------------------------------------ fallback
@@ -412,9 +424,10 @@ class SyncEngine:
         with self._lock:
             for replica in self._sessions.values():
                 replica.rev, replica.change_id, replica.epoch = -1, "", -1
-                replica.dirty, replica.exists = True, False
+                replica.exists = False
                 replica.clear()
                 replica.gen += 1
+                self._stale(replica)
             for records in self._records.values():
                 records.wanted |= {rid for rid in records.records}
                 records.records.clear()
@@ -607,6 +620,7 @@ class SyncEngine:
         with self._lock:
             self._epoch += 1
             self._subscribed = set()
+            self._pending.update(self._sessions)  # each catches up under the new subscription
         self._items_lost()
         heartbeat = self._settings.sync_heartbeat
         timeout = self._settings.socket_timeout
@@ -722,7 +736,8 @@ class SyncEngine:
                     replica.clear()
                     replica.count = replica.size = 0
                     replica.deadline = None
-                    replica.rev, replica.change_id, replica.dirty = -1, "", True
+                    replica.rev, replica.change_id = -1, ""
+                    self._stale(replica)
                 interested = session[0] in self._namespaces
             if interested:
                 self._emit(
@@ -746,7 +761,7 @@ class SyncEngine:
             replica = self._sessions.get((namespace, sid))
             if replica is None or rev <= replica.rev:
                 return
-            replica.dirty = True
+            self._stale(replica)
         self._sync_sessions(redis_client, [replica])
 
     def _on_memory_hint(self, redis_client: Any, namespace: str, change: str) -> None:
@@ -762,13 +777,13 @@ class SyncEngine:
     def _catch_up(self, redis_client: Any) -> None:
         now = time.monotonic()
         with self._lock:
-            sessions = [
-                r
-                for r in self._sessions.values()
-                if (r.dirty or r.epoch != self._epoch)
-                and r.namespace in self._subscribed
-                and r.retry_at <= now
-            ]
+            sessions = []
+            for key in list(self._pending):
+                r = self._sessions.get(key)
+                if r is None or not (r.dirty or r.epoch != self._epoch):
+                    self._pending.discard(key)  # evicted, or caught up since
+                elif r.namespace in self._subscribed and r.retry_at <= now:
+                    sessions.append(r)
             namespaces = [
                 (ns, r)
                 for ns, r in self._records.items()
@@ -821,7 +836,8 @@ class SyncEngine:
         self._warn("/".join(replica_key(replica)), "session", exc)
         replica.clear()
         replica.exists, replica.count, replica.size = False, 0, 0
-        replica.rev, replica.change_id, replica.epoch, replica.dirty = -1, "", -1, True
+        replica.rev, replica.change_id, replica.epoch = -1, "", -1
+        self._stale(replica)
         replica.retry_at = time.monotonic() + _MAX_BACKOFF
 
     def _warn(self, what: str, kind: str, exc: Exception) -> None:
@@ -947,14 +963,15 @@ class SyncEngine:
 
     def _send_touches(self, redis_client: Any, now: float) -> None:
         with self._lock:
-            due = [
-                r
-                for r in self._sessions.values()
-                if r.touch_due and now - r.last_touch >= min(1.0, r.ttl_ms / 10_000)
-            ]
-            for replica in due:
-                replica.touch_due = False
-                replica.last_touch = now
+            due = []
+            for key in list(self._touches):
+                r = self._sessions.get(key)
+                if r is None or not r.touch_due:
+                    self._touches.discard(key)
+                elif now - r.last_touch >= min(1.0, r.ttl_ms / 10_000):
+                    self._touches.discard(key)
+                    r.touch_due, r.last_touch = False, now
+                    due.append(r)
         if not due:
             return
         replies = _run_scripts(
@@ -966,7 +983,7 @@ class SyncEngine:
             for replica, remaining in zip(due, replies, strict=True):
                 left = -2 if isinstance(remaining, Exception) else int(remaining)
                 if left == -2:  # gone, or refused: the next read goes to Redis
-                    replica.dirty = True
+                    self._stale(replica)
                 elif left >= 0:
                     replica.deadline = now + left / 1000
 

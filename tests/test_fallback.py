@@ -116,6 +116,7 @@ def test_degraded_writes_are_served_locally_then_replayed(api: Api, proxy: Fault
     expected = ["a", "b", "c", "offline-1", "from-other"]
     assert _contents(other.session("chat")) == expected  # what Redis holds
     _wait(lambda: _contents(s) == expected)  # and this instance reads it back
+    _wait(lambda: _held(c, "chat"))  # its replica, reloaded after the replay, serves again
     ids = [m.id for m in other.session("chat").messages()]
     assert len(ids) == len(set(ids))
     assert c.health().replayed >= 3

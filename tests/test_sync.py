@@ -259,6 +259,27 @@ def test_local_reads_keep_a_sliding_session_alive(redis_url: str, namespace: str
             assert other.session("alive").exists()
 
 
+def test_every_replica_serves_again_after_a_reconnect_without_new_writes(
+    redis_url: str, namespace: str
+) -> None:
+    # A reconnect voids every replica's catch-up; the thread must catch them all up again,
+    # not only those a later hint names.
+    with rmem.Client.from_url(redis_url, namespace=namespace) as c:
+        ids = {sid: c.session(sid).append({"role": "user"}).id for sid in ("q1", "q2", "q3")}
+        for sid in ids:
+            c.session(sid).messages()
+        for sid, mid in ids.items():
+            wait_until(lambda sid=sid, mid=mid: replica_messages(c, sid) == [mid])
+        wait_until(lambda: not engine(c)._pending)  # the thread holds no catch-up to do
+        epoch = engine(c)._epoch
+        raw = redis.Redis.from_url(redis_url)
+        assert raw.client_kill_filter(_type="pubsub") >= 1
+        wait_until(lambda: engine(c)._epoch > epoch)
+        for sid, mid in ids.items():
+            wait_until(lambda sid=sid, mid=mid: replica_messages(c, sid) == [mid])
+        raw.close()
+
+
 def test_missed_hints_after_client_kill_converge(
     pair: tuple[rmem.Client, rmem.Client], redis_url: str
 ) -> None:
