@@ -152,3 +152,18 @@ def test_profile_append_stages_run_on_the_current_script() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "| raw EVALSHA session_append |" in proc.stdout
     assert "| + PEXPIRE x3, reply (whole script) |" in proc.stdout
+
+
+def test_profile_sync_thread_reports_both_clients() -> None:
+    args = ["--n", "50", "--blocks", "2", "--replicas", "20"]
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/profile_sync_thread.py", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines()[2:]]
+    assert rows == ["sync=True", "sync=False"]
