@@ -140,24 +140,21 @@ def test_bench_reliability_quick_run_loses_nothing_under_a_dropped_link(tmp_path
 def test_profile_append_stages_run_on_the_current_script() -> None:
     # The stage cuts find session_append.lua's lines by their text: a change to the script
     # that moves them must update STAGES in the profiler.
-    args = ["--n", "100", "--stages", "--rounds", "1", "--seed", "3"]
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/profile_append.py", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = _profile("profile_append.py", "--n", "100", "--stages", "--rounds", "1", "--seed", "3")
     assert "| raw EVALSHA session_append |" in proc.stdout
     assert "| + PEXPIRE x3, reply (whole script) |" in proc.stdout
 
 
 def test_profile_sync_thread_reports_both_clients() -> None:
-    args = ["--n", "50", "--blocks", "2", "--replicas", "20"]
+    proc = _profile("profile_sync_thread.py", "--n", "50", "--blocks", "2", "--replicas", "20")
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines()[2:]]
+    assert rows == ["sync=True", "sync=False"]
+
+
+def _profile(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a profiler from benchmarks/ (it starts its own Redis); it must exit 0."""
     proc = subprocess.run(
-        [sys.executable, "benchmarks/profile_sync_thread.py", *args],
+        [sys.executable, f"benchmarks/{script}", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -165,5 +162,4 @@ def test_profile_sync_thread_reports_both_clients() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines()[2:]]
-    assert rows == ["sync=True", "sync=False"]
+    return proc
