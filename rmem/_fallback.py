@@ -445,32 +445,26 @@ class Fallback:
 
 
 def session_seed(replica: Any, settings: Settings) -> list[Step]:
-    """Plain commands that write a replica's session back as it was: meta hash, messages
-    (with their stamps and batch indexes) and TTL. Writing the keys directly, not through one
-    append per batch, keeps seeding a long session to a few milliseconds."""
+    """One ``session_seed`` script that writes a replica's session back as it was: messages
+    with their stamps and batch indexes, times, revision and TTL. It adds to what Redis holds
+    by then, so a write-back that races an append re-creating the session counts every message
+    once; one script, not one append per batch, keeps seeding a long session to a few
+    milliseconds."""
     if not replica.exists or not replica.messages:
         return []
-    keys = session_keys(replica.namespace, replica.session_id)
-    now_ms = int(time.time() * 1000)
-    meta: list[Arg] = ["HSET", keys.meta, "v", 2, "created", replica.created]
-    meta += ["updated", replica.updated or replica.created, "rev", max(replica.rev, 0)]
-    meta += ["ttl", replica.ttl_ms, "sliding", int(replica.sliding)]
-    members: list[Arg] = ["ZADD", keys.msgs]
-    size = 0
-    for prefix, message in zip(replica.prefixes, replica.messages, strict=True):
-        payload = encode_message(message, settings.max_message_bytes, settings.compress_threshold)
-        size += len(payload)
-        members += [0, bytes(prefix) + b"\0" + payload]
-        meta += ["#" + bytes(prefix[HEAD_LEN:]).decode(), bytes(prefix[:36]).decode()]
     remaining = replica.ttl_ms
     if replica.deadline is not None:
         remaining = max(1, int((replica.deadline - time.monotonic()) * 1000))
-    meta += ["count", len(replica.messages), "bytes", size]
-    meta += ["anchor", now_ms + remaining - replica.ttl_ms if replica.ttl_ms else now_ms]
-    calls: list[Step] = [meta, members]
-    if replica.ttl_ms > 0:
-        calls += [("PEXPIRE", keys.meta, remaining), ("PEXPIRE", keys.msgs, remaining)]
-    return calls
+    newest = bytes(replica.prefixes[-1][:36]).decode()
+    args: list[Arg] = [sync_channel(replica.namespace), replica.session_id]
+    args += [settings.change_log_maxlen, newest, settings.max_stamp_ahead_ms]
+    args += [replica.created, replica.updated or replica.created, max(replica.rev, 0)]
+    args += [replica.ttl_ms, int(replica.sliding), remaining]
+    for prefix, message in zip(replica.prefixes, replica.messages, strict=True):
+        payload = encode_message(message, settings.max_message_bytes, settings.compress_threshold)
+        args += [bytes(prefix[HEAD_LEN:]).decode(), bytes(prefix) + b"\0" + payload]
+    keys = session_keys(replica.namespace, replica.session_id)
+    return [ScriptCall(_lua.SESSION_SEED, keys, args)]
 
 
 def record_seed(namespace: str, records: Sequence[MemoryRecord], settings: Settings) -> list[Step]:

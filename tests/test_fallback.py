@@ -20,8 +20,10 @@ import pytest
 import redis
 
 import rmem
-from rmem._fallback import _run_commands
+from rmem._fallback import _run_commands, session_seed
 from rmem._keys import session_keys
+from rmem._lua import commands_of
+from rmem._session_core import HEAD_LEN
 from rmem.server import EmbeddedRedis
 from tests._faults import FaultProxy, restart_empty, start_redis
 from tests.conftest import Api, AsyncDriver
@@ -332,6 +334,101 @@ def test_an_append_that_reaches_an_emptied_redis_first_loses_no_history(
         assert fresh.session("kept").count() == 3
     # the write-back re-encoded "z" to the bytes the append stored: one member each
     assert redis.Redis.from_url(own_server.url).zcard(session_keys(namespace, "kept").msgs) == 3
+
+
+def _held_copy(client: rmem.Client, session_id: str) -> Any:
+    """What a recovery would write back of the session: a copy of the client's replica."""
+    held = {r.session_id: r for r in client._sync.sessions_held()}
+    return held[session_id]
+
+
+def _write_back(server: EmbeddedRedis, replica: Any) -> list[Any]:
+    """Run the write-back of ``replica`` on ``server``, as a recovery does."""
+    steps = session_seed(replica, rmem.Settings())
+    return _run_commands(redis.Redis.from_url(server.url), commands_of(steps))
+
+
+def _stored_bytes(server: EmbeddedRedis, namespace: str, session_id: str) -> tuple[int, int]:
+    """(the meta hash's bytes field, the payload bytes the message set holds)."""
+    raw = redis.Redis.from_url(server.url)
+    keys = session_keys(namespace, session_id)
+    members = raw.zrange(keys.msgs, 0, -1)
+    held = sum(len(m) - m.index(b"\0", HEAD_LEN) - 1 for m in members)
+    return int(raw.hget(keys.meta, "bytes") or -1), held
+
+
+def test_a_write_back_adds_to_a_session_an_append_re_created_first(
+    redis_server: EmbeddedRedis, namespace: str
+) -> None:
+    # docs/reliability.md, item 8, in the order that lost a count: the replica holds x, y;
+    # Redis loses the session; an append re-creates it with z; then the write-back runs.
+    with _holding(redis_server, namespace, "kept", ["x", "y"]) as (c, s):
+        held = _held_copy(c, "kept")
+        keys = session_keys(namespace, "kept")
+        redis.Redis.from_url(redis_server.url).delete(keys.meta, keys.msgs)  # no hint
+        with rmem.Client.from_url(redis_server.url, namespace=namespace, sync=False) as other:
+            other.session("kept", ttl=None).append({"role": "user", "content": "z"})
+            assert _write_back(redis_server, held) == [2]
+            assert other.session("kept").count() == 3
+            assert _contents(other.session("kept")) == ["x", "y", "z"]
+            assert other.session("kept").info().created_at == s.info().created_at
+            # a second write-back (another instance's, or a retried one) adds nothing
+            assert _write_back(redis_server, held) == [0]
+            assert other.session("kept").count() == 3
+    meta_bytes, held = _stored_bytes(redis_server, namespace, "kept")
+    assert meta_bytes == held > 0
+
+
+def test_a_write_back_brings_back_nothing_a_later_clear_or_delete_removed(
+    redis_server: EmbeddedRedis, namespace: str
+) -> None:
+    with (
+        _holding(redis_server, namespace, "kept", ["x", "y"]) as (c, _),
+        rmem.Client.from_url(redis_server.url, namespace=namespace, sync=False) as other,
+    ):
+        held = _held_copy(c, "kept")
+        other.session("kept").clear()
+        other.session("kept").append({"role": "user", "content": "z"})
+        assert _write_back(redis_server, held) == [0]
+        assert _contents(other.session("kept")) == ["z"]
+        assert other.session("kept").count() == 1
+        other.session("kept").delete()
+        assert _write_back(redis_server, held) == [0]
+        assert not other.session("kept").exists()
+    assert _stored_bytes(redis_server, namespace, "kept")[1] == 0
+
+
+def test_a_write_back_into_an_empty_redis_restores_the_session_as_it_was(
+    redis_server: EmbeddedRedis, namespace: str
+) -> None:
+    with rmem.Client.from_url(redis_server.url, namespace=namespace, **FAST) as c:
+        s = c.session("kept", ttl=60, sliding=False)
+        s.extend([{"role": "user", "content": t, "metadata": {"n": i}} for i, t in enumerate("ab")])
+        s.append({"role": "assistant", "content": "c" * 5000})  # compressed
+        assert c.wait_synced()
+        _wait(lambda: _held(c, "kept"))
+        before = redis.Redis.from_url(redis_server.url).hgetall(
+            session_keys(namespace, "kept").meta
+        )
+        keys = session_keys(namespace, "kept")
+        held = _held_copy(c, "kept")
+        redis.Redis.from_url(redis_server.url).delete(*keys)
+        assert _write_back(redis_server, held) == [3]
+    raw = redis.Redis.from_url(redis_server.url)
+    after = raw.hgetall(keys.meta)
+    for field in (b"created", b"updated", b"count", b"bytes", b"ttl", b"sliding", b"rev"):
+        assert after[field] == before[field], field
+    assert {f for f in after if f.startswith(b"#")} == {f for f in before if f.startswith(b"#")}
+    # the absolute TTL keeps counting from when the session was created
+    assert 0 < raw.pttl(keys.meta) <= 60_000 and 0 < raw.pttl(keys.msgs) <= 60_000
+    assert abs(int(after[b"anchor"]) - int(before[b"anchor"])) < 2_000
+    with rmem.Client.from_url(redis_server.url, namespace=namespace, sync=False) as fresh:
+        got = fresh.session("kept").messages()
+        assert [(m.content, m.metadata) for m in got] == [
+            ("a", {"n": 0}),
+            ("b", {"n": 1}),
+            ("c" * 5000, None),
+        ]
 
 
 def test_an_append_that_re_creates_a_session_deleted_elsewhere_writes_nothing_back(

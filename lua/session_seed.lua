@@ -1,0 +1,96 @@
+-- session_seed: write back a session a client's replica held: into a Redis that came back
+-- empty (docs/reliability.md), or into the local store an outage starts from. It adds to what
+-- the session holds by then: an append may have re-created it first, and a write-back that
+-- set the replica's count over it would count that append's messages nowhere.
+-- Messages go in as an append puts them: each id once, with the stamp, batch index and
+-- payload it was first written with, none stamped at or before the session's last clear or
+-- delete. count and bytes count on from what is stored.
+-- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
+-- ARGV[1..5] as for every session script (_session.lua): channel, session id, change log
+--   MAXLEN, stamp (the newest message's), stamp bound; only the session id is used
+-- ARGV[6] created ms   ARGV[7] updated ms   ARGV[8] the revision the replica held
+-- ARGV[9] ttl in ms (0 = keep forever)   ARGV[10] sliding (0|1)   ARGV[11] ms before the keys
+--   expire (ignored when ttl is 0)
+-- ARGV[12..] pairs of (message id, member), members as for session_append
+-- A session that is stored keeps its TTL policy, expiry and 'updated' (the append that
+-- re-created it set them), takes the earlier 'created' and a revision past both; one that is
+-- not takes ARGV[6..11]. Nothing is published: each client reloads its replicas when its
+-- recovery ends.
+-- Errors: RMEM_CORRUPT when created, count, bytes or rev in the meta hash is damaged (see
+--   _meta.lua); nothing is written.
+-- Returns how many messages were added.
+--!include _session.lua
+
+local nargs = #ARGV
+if nargs < 13 or (nargs - 11) % 2 ~= 0 then
+  return redis.error_reply('RMEM_ARGS session_seed takes 11 arguments, then (id, member)+')
+end
+local CHUNK = 1000  -- fields per HMGET and values per HSET or ZADD: unpack() stops near 8000
+local n = (nargs - 11) / 2
+
+-- m[1..NF] are these meta fields; m[NF + k] is the stamp stored for message k's id, if any.
+local NF = 6
+local fields = {'created', 'count', 'bytes', 'rev', 'clr', 'del'}
+for k = 1, n do fields[NF + k] = '#' .. ARGV[10 + 2 * k] end
+local m = {}
+for from = 1, NF + n, CHUNK do
+  local part = redis.call('HMGET', META, unpack(fields, from, math.min(from + CHUNK - 1, NF + n)))
+  for i = 1, #part do m[from + i - 1] = part[i] end
+end
+local refused = check_integers(META, fields, m, 4)
+if refused then return refused end
+
+local exists = m[1] ~= false
+local count, bytes, rev = tonumber(m[2]) or 0, tonumber(m[3]) or 0, tonumber(m[4]) or 0
+local floor = m[5] or ''
+if m[6] and m[6] > floor then floor = m[6] end
+if not exists then
+  -- Leftovers of an expiring or deleted session never carry over (as in session_append).
+  redis.call('DEL', MSGS)
+  count, bytes = 0, 0
+end
+
+local hset, zadd, seen, added = {}, {}, {}, 0
+for k = 1, n do
+  local id, member = ARGV[10 + 2 * k], ARGV[11 + 2 * k]
+  local stamp = string.sub(member, 1, 36)
+  if stamp > floor and not m[NF + k] and not seen[id] then
+    seen[id] = true
+    added = added + 1
+    bytes = bytes + #member - 43 - #id
+    hset[2 * added - 1], hset[2 * added] = fields[NF + k], stamp
+    zadd[2 * added - 1], zadd[2 * added] = 0, member
+  end
+end
+if added == 0 then return 0 end
+
+count = count + added
+local held_rev, created = tonumber(ARGV[8]), tonumber(ARGV[6])
+local ttl, sliding, left = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+local now = now_ms()
+local tail
+if exists then
+  if tonumber(m[1]) < created then created = tonumber(m[1]) end
+  tail = {'count', count, 'bytes', bytes, 'rev', math.max(rev, held_rev) + 1, 'created', created}
+else
+  if m[6] then redis.call('HDEL', META, 'del') end
+  local anchor = now
+  if ttl > 0 then anchor = now + left - ttl end
+  tail = {'count', count, 'bytes', bytes, 'rev', held_rev, 'created', created,
+    'updated', ARGV[7], 'ttl', ttl, 'sliding', sliding, 'anchor', anchor, 'v', 2, 'ht', HT}
+  if ttl > 0 and sliding == '1' then
+    tail[#tail + 1] = 'exp'
+    tail[#tail + 1] = now + left
+  end
+end
+for i = 1, #tail do hset[#hset + 1] = tail[i] end
+for from = 1, #hset, 2 * CHUNK do
+  redis.call('HSET', META, unpack(hset, from, math.min(from + 2 * CHUNK - 1, #hset)))
+end
+for from = 1, #zadd, 2 * CHUNK do
+  redis.call('ZADD', MSGS, unpack(zadd, from, math.min(from + 2 * CHUNK - 1, #zadd)))
+end
+if not exists and ttl > 0 then
+  for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], left) end
+end
+return added
