@@ -437,6 +437,9 @@ class Fallback:
                 _run_commands(remote, commands_of(chunk))
             self.figures.reseeded += len(calls)
             log.warning("rmem: Redis came back empty; wrote back %d held items", len(calls))
+        # A token no client saw before: the one this client left first may be the very marker
+        # every other client holds, and each of them must find it changed.
+        self.mark_token = secrets.token_hex(8)
         token = remote.set(SERVER_MARK, self.mark_token, nx=True, get=True)
         self.mark = self.mark_token if token is None else _text(token)
 

@@ -21,7 +21,7 @@ import redis
 
 import rmem
 from rmem._fallback import _run_commands, session_seed
-from rmem._keys import session_keys
+from rmem._keys import SERVER_MARK, session_keys
 from rmem._lua import commands_of
 from rmem._session_core import HEAD_LEN
 from rmem.server import EmbeddedRedis
@@ -355,6 +355,32 @@ def _stored_bytes(server: EmbeddedRedis, namespace: str, session_id: str) -> tup
     members = raw.zrange(keys.msgs, 0, -1)
     held = sum(len(m) - m.index(b"\0", HEAD_LEN) - 1 for m in members)
     return int(raw.hget(keys.meta, "bytes") or -1), held
+
+
+def test_the_first_client_to_recover_leaves_a_marker_no_client_saw_before(
+    own_server: EmbeddedRedis, namespace: str
+) -> None:
+    # The marker's token is that of the client that wrote it first. When that client was the
+    # first to recover from an empty restart and wrote the same token back, every other client
+    # found the marker it knew and wrote back nothing (bench_reliability.py's empty row lost
+    # one writer's history this way).
+    with (
+        _holding(own_server, namespace, "a", ["x"]) as (a, _),
+        _holding(own_server, namespace, "b", ["y"]) as (b, _),
+    ):
+        fa, fb = a._backend.fallback, b._backend.fallback
+        assert fa is not None and fb is not None
+        assert fa.mark == fb.mark == fa.mark_token  # a left the marker, b adopted it
+        raw = redis.Redis.from_url(own_server.url)
+        raw.flushall()  # Redis loses its data; no connection breaks, so no call notices
+        fa.degrade("test: a notices first")
+        _wait(_recovered(a))
+        assert raw.get(SERVER_MARK).decode() == fa.mark != fb.mark
+        assert fb.check_found(raw.get(SERVER_MARK))  # b finds the marker changed
+        _wait(_recovered(b))
+    with rmem.Client.from_url(own_server.url, namespace=namespace, sync=False) as fresh:
+        assert _contents(fresh.session("a")) == ["x"]
+        assert _contents(fresh.session("b")) == ["y"]
 
 
 def test_a_write_back_adds_to_a_session_an_append_re_created_first(
