@@ -631,7 +631,8 @@ class SyncEngine:
             if missing:
                 channels = {sync_channel(ns) for ns in missing}
                 subscription.subscribe(*channels)
-                self._confirm(subscription, channels)
+                if self._confirm(subscription, channels):
+                    last_pong = time.monotonic()
                 with self._lock:
                     self._subscribed |= missing
                     self._connected = True
@@ -652,10 +653,11 @@ class SyncEngine:
                 last_ping = now
             self._send_touches(redis_client, now)
 
-    def _confirm(self, subscription: Subscription, channels: set[str]) -> None:
+    def _confirm(self, subscription: Subscription, channels: set[str]) -> bool:
         # Hints are only trusted once the server confirmed the subscription: a replica caught
-        # up after that point misses no later change.
-        waiting = set(channels)
+        # up after that point misses no later change. Returns whether a heartbeat's pong
+        # came meanwhile (dropped, it would look like a dead connection).
+        waiting, ponged = set(channels), False
         deadline = time.monotonic() + self._settings.socket_timeout
         while waiting:
             if time.monotonic() > deadline:
@@ -665,6 +667,9 @@ class SyncEngine:
                     waiting.discard(_text(channel))
                 elif kind == "message":
                     self._on_message(self._redis, channel, data)
+                elif kind == "pong":
+                    ponged = True
+        return ponged
 
     def _on_message(self, redis_client: Any, raw_channel: Any, data: Any) -> None:
         channel = _text(raw_channel)

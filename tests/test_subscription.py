@@ -16,6 +16,7 @@ import fakeredis
 import pytest
 import redis
 
+import rmem
 from rmem._subscription import Pushed, Subscription, open_subscription
 
 Opened = tuple[Subscription, Any]  # the subscription and a client that publishes to it
@@ -121,3 +122,19 @@ def test_a_connection_the_server_closes_raises_connection_error(redis_url: str, 
     finally:
         subscription.close()
         client.close()
+
+
+def test_a_pong_that_arrives_while_a_subscription_is_confirmed_counts(
+    opened: Opened, redis_url: str
+) -> None:
+    # The sync thread sends a heartbeat PING and may subscribe to a new namespace before its
+    # pong is read: the pong read while waiting for the confirmation must still count, or the
+    # heartbeat takes the connection for dead and reconnects for nothing.
+    subscription, _ = opened
+    with rmem.Client.from_url(redis_url, namespace=f"sub-{uuid.uuid4().hex[:8]}") as c:
+        channel = f"rmem-test-pong-{uuid.uuid4().hex}"
+        subscription.ping()
+        subscription.subscribe(channel)
+        assert c._sync._confirm(subscription, {channel}) is True
+        subscription.subscribe(channel + "-2")
+        assert c._sync._confirm(subscription, {channel + "-2"}) is False
