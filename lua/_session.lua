@@ -42,6 +42,14 @@ local function apply_ttl(ttl, sliding, anchor, was)
   end
 end
 
+-- Run `command key v1 v2 ...` over values, at most `per` values a call (unpack() stops near
+-- 8000 values; `per` even for field-value or score-member pairs).
+local function call_chunked(command, key, values, per)
+  for from = 1, #values, per do
+    redis.call(command, key, unpack(values, from, math.min(from + per - 1, #values)))
+  end
+end
+
 -- Record a change in the session's change log and publish the sync hint
 -- "<kind>\n<stamp>\n<rev>\n<change id>\n<session id>". Returns the change id.
 local function record(kind, rev, data)

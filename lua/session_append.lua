@@ -137,12 +137,8 @@ if added > 0 then
       zadd[2 * i + 1], zadd[2 * i + 2] = 0, member
       prefixes[i + 1] = string.sub(member, 1, 42 + #id)
     end
-    for from = 1, #hset, 2 * CHUNK do
-      redis.call('HSET', META, unpack(hset, from, math.min(from + 2 * CHUNK - 1, #hset)))
-    end
-    for from = 1, #zadd, 2 * CHUNK do
-      redis.call('ZADD', MSGS, unpack(zadd, from, math.min(from + 2 * CHUNK - 1, #zadd)))
-    end
+    call_chunked('HSET', META, hset, 2 * CHUNK)
+    call_chunked('ZADD', MSGS, zadd, 2 * CHUNK)
     change = record('a', rev, table.concat(prefixes, '\n'))
   end
 elseif not exists then

@@ -84,12 +84,8 @@ else
   end
 end
 for i = 1, #tail do hset[#hset + 1] = tail[i] end
-for from = 1, #hset, 2 * CHUNK do
-  redis.call('HSET', META, unpack(hset, from, math.min(from + 2 * CHUNK - 1, #hset)))
-end
-for from = 1, #zadd, 2 * CHUNK do
-  redis.call('ZADD', MSGS, unpack(zadd, from, math.min(from + 2 * CHUNK - 1, #zadd)))
-end
+call_chunked('HSET', META, hset, 2 * CHUNK)
+call_chunked('ZADD', MSGS, zadd, 2 * CHUNK)
 if not exists and ttl > 0 then
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], left) end
 end

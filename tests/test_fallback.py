@@ -457,6 +457,23 @@ def test_a_write_back_into_an_empty_redis_restores_the_session_as_it_was(
         ]
 
 
+def test_a_write_back_of_a_long_session_is_written_in_slices(
+    redis_server: EmbeddedRedis, namespace: str
+) -> None:
+    # 2,500 messages: more than one slice (1,000) of the script's HMGET, HSET and ZADD.
+    texts = [f"m{i}" for i in range(2500)]
+    with _holding(redis_server, namespace, "long", texts) as (c, _):
+        held = _held_copy(c, "long")
+        redis.Redis.from_url(redis_server.url).delete(*session_keys(namespace, "long"))
+        assert _write_back(redis_server, held) == [2500]
+        assert _write_back(redis_server, held) == [0]
+    with rmem.Client.from_url(redis_server.url, namespace=namespace, sync=False) as fresh:
+        assert _contents(fresh.session("long")) == texts
+        assert fresh.session("long").count() == 2500
+    meta_bytes, payloads = _stored_bytes(redis_server, namespace, "long")
+    assert meta_bytes == payloads
+
+
 def test_an_append_that_re_creates_a_session_deleted_elsewhere_writes_nothing_back(
     own_server: EmbeddedRedis, namespace: str
 ) -> None:
