@@ -1,7 +1,8 @@
--- session_seed: write back a session a client's replica held: into a Redis that came back
--- empty (docs/reliability.md), or into the local store an outage starts from. It adds to what
--- the session holds by then: an append may have re-created it first, and a write-back that
--- set the replica's count over it would count that append's messages nowhere.
+-- session_seed: write back a session a client's replica held into a Redis that came back
+-- empty (docs/reliability.md; the local store is seeded with plain commands instead, see
+-- rmem/_fallback.py). It adds to what the session holds by then: an append may have
+-- re-created it first, and a write-back that set the replica's count over it would count that
+-- append's messages nowhere.
 -- Messages go in as an append puts them: each id once, with the stamp, batch index and
 -- payload it was first written with, none stamped at or before the session's last clear or
 -- delete. count and bytes count on from what is stored.

@@ -106,7 +106,7 @@ class Figures:
 
     replayed: int = 0  # outbox entries written to Redis by recoveries
     rejected: int = 0  # entries Redis refused on replay (logged; e.g. a stamp it no longer takes)
-    reseeded: int = 0  # scripts run to write back what an emptied Redis lost
+    reseeded: int = 0  # commands and scripts sent to write back what an emptied Redis lost
     outages: int = 0
     degraded_total: float = 0.0  # seconds spent degraded or recovering, past outages
     last_recovery: float | None = None  # seconds the last recovery took, probe to connected
@@ -468,7 +468,7 @@ def session_seed(replica: Any, settings: Settings) -> list[Step]:
 def local_session_seed(replica: Any, settings: Settings) -> list[Step]:
     """Plain commands that write a replica's session into the local store, where nothing of
     it is yet (a scope is seeded once, before its first local call). What ``session_seed``
-    writes, without its merge: in the local store's embedded Lua, the script takes 2-4 times
+    writes, without its merge: in the local store's embedded Lua, the script takes 2-5 times
     as long, and the first degraded call of a long session waits for it."""
     if not replica.exists or not replica.messages:
         return []
