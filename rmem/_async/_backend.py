@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from rmem._async._connections import AsyncConnections
+from rmem._cancel import cancels_requested, raise_lost_cancel
 from rmem._errors import PoolTimeoutError, UnavailableError, from_redis_error
 from rmem._fallback import Fallback
 from rmem._keys import SERVER_MARK
@@ -242,9 +243,12 @@ class AsyncBackend:
         # otherwise they stay as the parser gives them. redis-py's Pipeline does the same
         # with several times the Python work per call, and every append and read comes here.
         connections = self._connections
+        cancels = cancels_requested()
         conn = await connections.get()
         try:
+            raise_lost_cancel(cancels)  # the handshake of a new connection can drop it ...
             await conn.send_packed_command(_pack(conn, commands))
+            raise_lost_cancel(cancels)  # ... and so can the send (rmem/_cancel.py)
             replies: list[Any] = []
             for command in commands:
                 try:
