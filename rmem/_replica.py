@@ -624,6 +624,7 @@ class SyncEngine:
         self._items_lost()
         heartbeat = self._settings.sync_heartbeat
         timeout = self._settings.socket_timeout
+        window = self._settings.sync_own_hint_pause
         last_ping = last_pong = time.monotonic()
         while not self._closed:
             with self._lock:
@@ -640,9 +641,13 @@ class SyncEngine:
                 with self._lock:
                     self._connected = True
             self._catch_up(redis_client)
+            own = others = 0
             for kind, channel, data in subscription.read(_POLL):
                 if kind == "message":
-                    self._on_message(redis_client, channel, data)
+                    if self._on_message(redis_client, channel, data):
+                        own += 1
+                    else:
+                        others += 1
                 elif kind == "pong":
                     last_pong = time.monotonic()
             now = time.monotonic()
@@ -652,6 +657,11 @@ class SyncEngine:
                 subscription.ping()
                 last_ping = now
             self._send_touches(redis_client, now)
+            if own and not others and window:
+                # Only this client's own hints, which need no work: a writing thread's next
+                # hints are read together after a pause, not each on a wake-up of its own
+                # that holds the GIL as the writer's reply comes in (decision 37).
+                time.sleep(window)
 
     def _confirm(self, subscription: Subscription, channels: set[str]) -> bool:
         # Hints are only trusted once the server confirmed the subscription: a replica caught
@@ -671,7 +681,8 @@ class SyncEngine:
                     ponged = True
         return ponged
 
-    def _on_message(self, redis_client: Any, raw_channel: Any, data: Any) -> None:
+    def _on_message(self, redis_client: Any, raw_channel: Any, data: Any) -> bool:
+        """Act on a pushed message; True when it was this client's own session hint."""
         channel = _text(raw_channel)
         if isinstance(data, str):
             data = data.encode()
@@ -682,7 +693,7 @@ class SyncEngine:
                 # Not rmem's, yet shaped like an item hint: forget every item, to be safe.
                 self._foreign(channel)
             self.items_changed(namespace, refs)
-            return
+            return False
         # A foreign message need not be UTF-8.
         data = data.decode(errors="replace")
         if namespace is not None:
@@ -690,10 +701,11 @@ class SyncEngine:
             if hint is None:
                 # Published by something else: not a change rmem made, so nothing to sync.
                 self._foreign(channel)
-                return
+                return False
             kind, stamp, rev, change, item = hint
             if kind in _SESSION_KINDS:
-                if stamp[-16:] != self._node:
+                own = stamp[-16:] == self._node
+                if not own:
                     self._on_session_hint(redis_client, namespace, item, rev)
                 if self._listeners:  # an event is only built for someone to receive it
                     self._emit(
@@ -706,7 +718,8 @@ class SyncEngine:
                             change_id=change,
                         )
                     )
-            elif kind in _MEMORY_KINDS:
+                return own
+            if kind in _MEMORY_KINDS:
                 self._on_memory_hint(redis_client, namespace, change)
                 if self._listeners:
                     self._emit(
@@ -719,9 +732,10 @@ class SyncEngine:
                             change_id=change,
                         )
                     )
-            return
+            return False
         if channel == self._expired:
             self._on_expired(data)
+        return False
 
     def _foreign(self, channel: str) -> None:
         if channel not in self._warned:

@@ -27,6 +27,7 @@ DEFAULT_MAX_STAMP_AHEAD_MS = 60_000
 DEFAULT_SESSION_CHANGE_LOG_MAXLEN = 1000
 DEFAULT_TOMBSTONE_TTL = 86_400.0
 DEFAULT_SYNC_HEARTBEAT = 1.0
+DEFAULT_SYNC_OWN_HINT_PAUSE = 0.001
 MAX_VECTOR_DIM = 4096
 
 _FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -70,6 +71,10 @@ class Settings(BaseSettings):
         sync_heartbeat: seconds between pings on the pub/sub connection; a connection that
             does not answer within ``socket_timeout`` is replaced (replicas read through to
             Redis until caught up again).
+        sync_own_hint_pause: seconds the sync thread waits before reading again after a
+            wake-up that brought only this client's own session hints (which need no work),
+            so a busy writer's hints are read in batches; a change from another client can
+            reach the replica this much later. 0 reads each hint as it comes.
         fallback: when Redis cannot be reached, serve calls from the local store and queue
             the writes for Redis (True), or raise UnavailableError (False).
         journal_path: a file where writes made while Redis is unreachable are also kept, so a
@@ -103,6 +108,7 @@ class Settings(BaseSettings):
     tombstone_ttl: float = Field(DEFAULT_TOMBSTONE_TTL, gt=0)
     sync: bool = True
     sync_heartbeat: float = Field(DEFAULT_SYNC_HEARTBEAT, gt=0)
+    sync_own_hint_pause: float = Field(DEFAULT_SYNC_OWN_HINT_PAUSE, ge=0, le=1)
     sync_max_sessions: int = Field(10_000, ge=1)
     fallback: bool = True
     journal_path: str | None = None

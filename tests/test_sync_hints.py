@@ -8,11 +8,14 @@
 - Messages on a sync channel that are not rmem hints, and a memory change log of the wrong
   type, are logged once and skipped: the thread stays connected and keeps every other
   replica current.
+- After a wake-up that brought only the client's own hints, the thread reads the next ones
+  together after ``sync_own_hint_pause``; another client's change still reaches the replica.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -156,3 +159,38 @@ def test_a_damaged_memory_change_log_leaves_the_thread_connected(
     found = b.memories.get(record.id)
     assert found is not None and found.text == "the user likes tea"
     assert len([r for r in caplog.records if log_key in r.getMessage()]) <= 2  # once a client
+
+
+def test_after_a_wake_up_with_only_own_hints_the_thread_reads_the_next_ones_together(
+    redis_url: str, namespace: str
+) -> None:
+    # Decision 37: hints that need no work are not read each on a wake-up of its own. The
+    # writer's next hints wait out the pause; another client's change still arrives.
+    pause = 0.5
+    a = rmem.Client.from_url(redis_url, namespace=namespace, sync_own_hint_pause=pause)
+    b = rmem.Client.from_url(redis_url, namespace=namespace, sync=False)
+    try:
+        session = _open_replica(a, "paused")
+        assert a.wait_synced()
+        events = a.events()
+        session.append({"role": "user", "content": "wakes the thread"})
+        assert events.get(timeout=5) is not None
+        woke = time.monotonic()  # the thread has read that hint alone: it now pauses
+        for i in range(5):
+            session.append({"role": "user", "content": f"m{i}"})
+        for _ in range(5):
+            event = events.get(timeout=5)
+            assert event is not None and event.kind == "session.append"
+        assert time.monotonic() - woke >= pause * 0.8
+        events.close()
+        theirs = b.session("paused").append({"role": "assistant", "content": "theirs"})
+        wait_until(lambda: (replica_messages(a, "paused") or [])[-1:] == [theirs.id])
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("pause", [-0.001, 1.5, "soon"])
+def test_a_bad_own_hint_pause_is_refused(pause: object) -> None:
+    with pytest.raises(rmem.ValidationError, match="sync_own_hint_pause"):
+        rmem.Settings.from_url("memory://", sync_own_hint_pause=pause)
