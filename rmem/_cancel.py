@@ -8,26 +8,30 @@ moment runs on as if nothing happened: a loop around rmem calls never stops, and
 awaits its end waits forever. The running task still counts the request
 (:meth:`asyncio.Task.cancelling`), so rmem compares the count before and after those awaits.
 
-Both helpers are cheap (no-ops outside a task) and safe in the generated sync code: a
-synchronous call cannot lose a cancellation, so the count never grows during one.
+A synchronous call cannot lose a cancellation, so ``scripts/unasync.py`` leaves these calls
+out of the generated sync code.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+CancelMark = tuple[Any, int]  # (the running task or None, its pending cancellations)
 
 
-def cancels_requested() -> int:
-    """How many cancellations of the running task are pending (0 outside a task)."""
+def cancel_mark() -> CancelMark:
+    """The running task (None outside one) and how many cancellations of it are pending."""
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no running event loop
-        return 0
-    return 0 if task is None else task.cancelling()
+        return None, 0
+    return task, 0 if task is None else task.cancelling()
 
 
-def raise_lost_cancel(before: int) -> None:
-    """Raise ``CancelledError`` if the running task was cancelled since :func:`cancels_requested`
-    gave ``before`` and the cancellation never reached it."""
-    if cancels_requested() > before:
+def raise_lost_cancel(mark: CancelMark) -> None:
+    """Raise ``CancelledError`` if the task was cancelled since :func:`cancel_mark` gave
+    ``mark`` and the cancellation never reached it."""
+    task, before = mark
+    if task is not None and task.cancelling() > before:
         raise asyncio.CancelledError

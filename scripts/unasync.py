@@ -19,6 +19,10 @@ TARGET = ROOT / "rmem" / "_sync"
 
 # Order matters: longer, more specific patterns first.
 SUBSTITUTIONS = [
+    # A synchronous call cannot lose a cancellation (rmem/_cancel.py): the guard stays out.
+    (r"(?m)^from rmem\._cancel import .*\n", ""),
+    (r"(?m)^ *cancels = cancel_mark\(\)\n", ""),
+    (r"(?m)^ *raise_lost_cancel\(cancels\).*\n", ""),
     (r"\bredis\.asyncio\.retry\b", "redis.retry"),
     (r"\bredis\.asyncio\b", "redis"),
     (r"\brmem\._async\b", "rmem._sync"),

@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from rmem._async._connections import AsyncConnections
-from rmem._cancel import cancels_requested, raise_lost_cancel
+from rmem._cancel import cancel_mark, raise_lost_cancel
 from rmem._errors import PoolTimeoutError, UnavailableError, from_redis_error
 from rmem._fallback import Fallback
 from rmem._keys import SERVER_MARK
@@ -243,7 +243,7 @@ class AsyncBackend:
         # otherwise they stay as the parser gives them. redis-py's Pipeline does the same
         # with several times the Python work per call, and every append and read comes here.
         connections = self._connections
-        cancels = cancels_requested()
+        cancels = cancel_mark()
         conn = await connections.get()
         try:
             raise_lost_cancel(cancels)  # the handshake of a new connection can drop it ...

@@ -17,7 +17,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from rmem._sync._connections import Connections
-from rmem._cancel import cancels_requested, raise_lost_cancel
 from rmem._errors import PoolTimeoutError, UnavailableError, from_redis_error
 from rmem._fallback import Fallback
 from rmem._keys import SERVER_MARK
@@ -244,12 +243,9 @@ class Backend:
         # otherwise they stay as the parser gives them. redis-py's Pipeline does the same
         # with several times the Python work per call, and every append and read comes here.
         connections = self._connections
-        cancels = cancels_requested()
         conn = connections.get()
         try:
-            raise_lost_cancel(cancels)  # the handshake of a new connection can drop it ...
             conn.send_packed_command(_pack(conn, commands))
-            raise_lost_cancel(cancels)  # ... and so can the send (rmem/_cancel.py)
             replies: list[Any] = []
             for command in commands:
                 try:
