@@ -336,6 +336,36 @@ def test_an_append_that_reaches_an_emptied_redis_first_loses_no_history(
     assert redis.Redis.from_url(own_server.url).zcard(session_keys(namespace, "kept").msgs) == 3
 
 
+def test_scripts_are_reloaded_on_redis_when_the_fallback_engages_between_two_tries(
+    own_server: EmbeddedRedis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sync thread can find Redis restarted empty, and so engage the fallback, between an
+    # append's NOSCRIPT reply and its loading of the script. The load must still go to Redis:
+    # loaded into the local store instead, the second try met NOSCRIPT again and the append
+    # failed. The wrapper below makes that interleaving certain; Redis is real throughout.
+    with _holding(own_server, namespace, "kept", ["x"]) as (c, s):
+        backend, fallback = c._backend, c._backend.fallback
+        assert fallback is not None
+        send = backend._round_trip
+
+        def engaging_after_noscript(commands: Any, **options: Any) -> list[Any]:
+            replies = send(commands, **options)
+            if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+                fallback.degrade("the marker is gone")
+            return replies
+
+        monkeypatch.setattr(backend, "_round_trip", engaging_after_noscript)
+        raw = redis.Redis.from_url(own_server.url)
+        raw.script_flush()
+        raw.close()
+        s.append({"role": "user", "content": "y"})
+        monkeypatch.undo()
+        _wait(_recovered(c))
+        assert _contents(s) == ["x", "y"]
+    with rmem.Client.from_url(own_server.url, namespace=namespace, sync=False) as fresh:
+        assert _contents(fresh.session("kept")) == ["x", "y"]
+
+
 def _held_copy(client: rmem.Client, session_id: str) -> Any:
     """What a recovery would write back of the session: a copy of the client's replica."""
     held = {r.session_id: r for r in client._sync.sessions_held()}

@@ -209,12 +209,7 @@ class Backend:
             assert fallback is not None
             commands.insert(0, ("SET", SERVER_MARK, fallback.mark_token, "NX", "GET"))
         for attempt in (1, 2):
-            try:
-                replies = self._round_trip(commands)
-            except (RedisError, OSError) as exc:
-                raise from_redis_error(
-                    exc, self.where, namespace=namespace, session=session, key=_first_key(steps)
-                ) from exc
+            replies = self._send(commands, steps, namespace, session)
             if marking:
                 assert fallback is not None
                 mark, replies = replies[0], replies[1:]
@@ -225,14 +220,37 @@ class Backend:
             if not failed:
                 return replies
             if attempt == 1 and all(isinstance(r, NoScriptError) for r in failed):
-                for step in steps:
-                    if isinstance(step, ScriptCall):
-                        self.call("SCRIPT", "LOAD", step.script.source)
-                continue
+                # Loaded on Redis itself, never through ``call``: the fallback may have gone
+                # degraded since the first attempt (the sync thread found Redis restarted
+                # empty), and the local store would then take these loads in Redis's place.
+                loads = [
+                    ("SCRIPT", "LOAD", step.script.source)
+                    for step in steps
+                    if isinstance(step, ScriptCall)
+                ]
+                loaded = self._send(loads, steps, namespace, session)
+                failed = [r for r in loaded if isinstance(r, Exception)]
+                if not failed:
+                    continue
             raise from_redis_error(
                 failed[0], self.where, namespace=namespace, session=session, key=_first_key(steps)
             ) from failed[0]
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(
+        self,
+        commands: Sequence[Sequence[Arg]],
+        steps: Sequence[Step],
+        namespace: str | None,
+        session: str | None,
+    ) -> list[Any]:
+        # One round trip to Redis, with a failure to reach it raised as rmem's error.
+        try:
+            return self._round_trip(commands)
+        except (RedisError, OSError) as exc:
+            raise from_redis_error(
+                exc, self.where, namespace=namespace, session=session, key=_first_key(steps)
+            ) from exc
 
     def _round_trip(
         self, commands: Sequence[Sequence[Arg]], *, parse: bool = False
