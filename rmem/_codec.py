@@ -8,6 +8,7 @@ Only msgpack's JSON-like types are used; nothing is ever pickled.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,25 @@ DEFAULT_COMPRESS_THRESHOLD = 1024  # bytes of msgpack below which lz4 costs more
 _HEADER_PLAIN = bytes([FORMAT_V1])
 _HEADER_LZ4 = bytes([FORMAT_V1 | FLAG_LZ4])
 _unpackb = msgpack.unpackb
+_threads = threading.local()
+
+
+def packb(obj: Any) -> bytes:
+    """``msgpack.packb(obj, use_bin_type=True)``, on a ``Packer`` kept per thread.
+
+    ``msgpack.packb`` makes a new ``Packer`` on every call, which costs more than packing a
+    small message; a ``Packer`` may not be shared between threads, so each thread has its own.
+    A call that raises leaves the packer empty for the next one.
+
+    Raises:
+        TypeError, ValueError, OverflowError: what ``msgpack.packb`` raises for ``obj``.
+    """
+    try:
+        packer = _threads.packer
+    except AttributeError:
+        packer = _threads.packer = msgpack.Packer(use_bin_type=True)
+    data: bytes = packer.pack(obj)
+    return data
 
 
 def pack(
@@ -41,7 +61,7 @@ def pack(
             an arbitrary object, ...), or its encoding is larger than ``max_size``.
     """
     try:
-        body = msgpack.packb(obj, use_bin_type=True)
+        body = packb(obj)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(f"value cannot be encoded: {exc}") from None
     if max_size is not None and len(body) > max_size:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgpack
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rmem
-from rmem._codec import FLAG_LZ4, FORMAT_V1, pack, unpack
+from rmem._codec import FLAG_LZ4, FORMAT_V1, pack, packb, unpack
 from rmem._session_core import coerce_message, decode_message, encode_message
 
 json_scalars = (
@@ -49,6 +50,30 @@ messages = st.builds(
 @given(json_values, st.sampled_from([16, 64, 1024, 1 << 30]))
 def test_any_json_value_round_trips(value: Any, threshold: int) -> None:
     assert unpack(pack(value, compress_threshold=threshold)) == value
+
+
+@given(st.lists(json_values | st.binary(max_size=8), max_size=4))
+def test_the_per_thread_packer_packs_as_msgpack_does(values: list[Any]) -> None:
+    expected = [msgpack.packb(v, use_bin_type=True) for v in values]
+    assert [packb(v) for v in values] == expected
+
+
+@pytest.mark.parametrize("bad", [[1, object()], {"a": [2, 2**70]}, ["x" * 100, {1, 2}]])
+def test_a_failed_pack_leaves_nothing_behind_for_the_next(bad: Any) -> None:
+    with pytest.raises((TypeError, OverflowError)):
+        packb(bad)
+    assert packb({"x": 1}) == msgpack.packb({"x": 1}, use_bin_type=True)
+    with pytest.raises(rmem.ValidationError):
+        pack(bad)
+    assert unpack(pack(["after"])) == ["after"]
+
+
+def test_threads_pack_on_packers_of_their_own() -> None:
+    values = [{"n": i, "text": "x" * (i % 300)} for i in range(2000)]
+    expected = [msgpack.packb(v, use_bin_type=True) for v in values]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: [packb(v) for v in values], range(8)))
+    assert all(r == expected for r in results)
 
 
 @given(messages)

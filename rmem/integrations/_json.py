@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import msgpack
 
+from rmem._codec import packb
 from rmem._validate import check_plain
 
 __all__ = ["check_json", "copy_plain", "is_plain"]
@@ -86,7 +87,7 @@ def copy_plain(value: Any, max_depth: int) -> tuple[Any, bool]:
             or unpack (an object, an int beyond 64 bits, a non-str, non-bytes dict key, ...),
             exactly as ``msgpack.unpackb(msgpack.packb(value, use_bin_type=True), raw=False)``.
     """
-    packed = msgpack.packb(value, use_bin_type=True)
+    packed = packb(value)
     try:
         copy = msgpack.unpackb(packed, raw=False, max_bin_len=0, max_ext_len=0)
     except ValueError:  # bin or ext data (or an error unpacking below raises again)

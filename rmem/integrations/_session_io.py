@@ -36,7 +36,7 @@ import msgpack
 
 from rmem import _lua
 from rmem._async.session import AsyncSession
-from rmem._codec import pack
+from rmem._codec import pack, packb
 from rmem._errors import BackendError, CorruptDataError, ValidationError
 from rmem._ids import new_ids
 from rmem._keys import SessionKeys
@@ -350,7 +350,7 @@ class StoredForms:
                 packed[member] = b""
                 size += len(member)
             else:  # read again: keep its form for the next reads
-                data = packed[member] = msgpack.packb(obj, use_bin_type=True)
+                data = packed[member] = packb(obj)
                 size += len(data)
         self._size += size
         if self._size > self._max:

@@ -32,6 +32,7 @@ from pydantic import BaseModel as PydanticBaseModel
 
 from rmem._async.client import AsyncClient
 from rmem._async.session import AsyncSession
+from rmem._codec import packb
 from rmem._errors import CorruptDataError, MissingExtraError, ValidationError
 from rmem._models import Message
 from rmem._session_core import UNSET, Unset
@@ -229,7 +230,7 @@ def to_langchain(
     if not messages:
         return []
     # One deep copy of them all, at C speed.
-    packed = msgpack.packb([_item_of(m.to_dict()) for m in messages], use_bin_type=True)
+    packed = packb([_item_of(m.to_dict()) for m in messages])
     return _build(msgpack.unpackb(packed, raw=False), namespace, session)
 
 
@@ -250,7 +251,7 @@ def _from_replica(messages: Sequence[Message], namespace: str, session: str) -> 
         form = forms.get(id(message))
         if form is None or form[0] is not message:
             # The entry keeps the message alive, so its id() is not reused meanwhile.
-            packed = msgpack.packb(_item_of(message.to_dict()), use_bin_type=True)
+            packed = packb(_item_of(message.to_dict()))
             form = forms[id(message)] = (message, packed)
         parts.append(form[1])
     return _build(msgpack.unpackb(b"".join(parts), raw=False), namespace, session)

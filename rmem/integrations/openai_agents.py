@@ -42,6 +42,7 @@ import msgpack
 
 from rmem._async.client import AsyncClient
 from rmem._async.session import AsyncSession
+from rmem._codec import packb
 from rmem._errors import CorruptDataError, MissingExtraError, RmemError, ValidationError
 from rmem._models import Message
 from rmem._session_core import UNSET, Unset
@@ -508,7 +509,7 @@ class RmemSession:
             key = (message.id, message.created_at)
             data = packed.get(key)
             if data is None:
-                data = packed[key] = msgpack.packb(message_to_item(message), use_bin_type=True)
+                data = packed[key] = packb(message_to_item(message))
             parts.append(data)
         items: list[dict[str, Any]] = msgpack.unpackb(b"".join(parts), raw=False)
         return items
