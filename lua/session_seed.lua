@@ -13,12 +13,15 @@
 -- ARGV[9] ttl in ms (0 = keep forever)   ARGV[10] sliding (0|1)   ARGV[11] ms before the keys
 --   expire (ignored when ttl is 0)
 -- ARGV[12..] pairs of (message id, member), members as for session_append
--- A session that is stored keeps its TTL policy, expiry and 'updated' (the append that
--- re-created it set them), takes the earlier 'created' and a revision past both; one that is
--- not takes ARGV[6..11]. Nothing is published: each client reloads its replicas when its
--- recovery ends.
--- Errors: RMEM_CORRUPT when created, count, bytes or rev in the meta hash is damaged (see
---   _meta.lua); nothing is written.
+-- A session that is stored keeps its TTL policy and 'updated' (the append that re-created it
+-- set them), takes the earlier 'created' and a revision past both; one that is not takes
+-- ARGV[6..11]. An absolute TTL counts from when the session was first created: when the
+-- stored policy is the held one (same ttl, both absolute), the earlier anchor and expiry
+-- win, so the append that re-created the session in the emptied Redis does not give it a
+-- whole new TTL. A sliding TTL keeps the expiry that append restarted, as any append does.
+-- Nothing is published: each client reloads its replicas when its recovery ends.
+-- Errors: RMEM_CORRUPT when created, count, bytes, rev, ttl, sliding or anchor in the meta
+--   hash is damaged (see _meta.lua); nothing is written.
 -- Returns how many messages were added.
 --!include _session.lua
 
@@ -30,21 +33,21 @@ local CHUNK = 1000  -- fields per HMGET and values per HSET or ZADD: unpack() st
 local n = (nargs - 11) / 2
 
 -- m[1..NF] are these meta fields; m[NF + k] is the stamp stored for message k's id, if any.
-local NF = 6
-local fields = {'created', 'count', 'bytes', 'rev', 'clr', 'del'}
+local NF = 9
+local fields = {'created', 'count', 'bytes', 'rev', 'ttl', 'sliding', 'anchor', 'clr', 'del'}
 for k = 1, n do fields[NF + k] = '#' .. ARGV[10 + 2 * k] end
 local m = {}
 for from = 1, NF + n, CHUNK do
   local part = redis.call('HMGET', META, unpack(fields, from, math.min(from + CHUNK - 1, NF + n)))
   for i = 1, #part do m[from + i - 1] = part[i] end
 end
-local refused = check_integers(META, fields, m, 4)
+local refused = check_integers(META, fields, m, 7)
 if refused then return refused end
 
 local exists = m[1] ~= false
 local count, bytes, rev = tonumber(m[2]) or 0, tonumber(m[3]) or 0, tonumber(m[4]) or 0
-local floor = m[5] or ''
-if m[6] and m[6] > floor then floor = m[6] end
+local floor = m[8] or ''
+if m[9] and m[9] > floor then floor = m[9] end
 if not exists then
   -- Leftovers of an expiring or deleted session never carry over (as in session_append).
   redis.call('DEL', MSGS)
@@ -69,12 +72,20 @@ count = count + added
 local held_rev, created = tonumber(ARGV[8]), tonumber(ARGV[6])
 local ttl, sliding, left = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
 local now = now_ms()
-local tail
+local tail, expire_at
 if exists then
   if tonumber(m[1]) < created then created = tonumber(m[1]) end
   tail = {'count', count, 'bytes', bytes, 'rev', math.max(rev, held_rev) + 1, 'created', created}
+  if ttl > 0 and sliding == '0' and tonumber(m[5]) == ttl and m[6] == '0' then
+    local anchor = now + left - ttl
+    if anchor < (tonumber(m[7]) or now) then
+      tail[#tail + 1] = 'anchor'
+      tail[#tail + 1] = anchor
+      expire_at = anchor + ttl
+    end
+  end
 else
-  if m[6] then redis.call('HDEL', META, 'del') end
+  if m[9] then redis.call('HDEL', META, 'del') end
   local anchor = now
   if ttl > 0 then anchor = now + left - ttl end
   tail = {'count', count, 'bytes', bytes, 'rev', held_rev, 'created', created,
@@ -89,5 +100,7 @@ call_chunked('HSET', META, hset, 2 * CHUNK)
 call_chunked('ZADD', MSGS, zadd, 2 * CHUNK)
 if not exists and ttl > 0 then
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], left) end
+elseif expire_at then
+  for i = 1, #KEYS do redis.call('PEXPIREAT', KEYS[i], expire_at) end
 end
 return added

@@ -435,6 +435,43 @@ def test_a_write_back_adds_to_a_session_an_append_re_created_first(
     assert meta_bytes == held > 0
 
 
+@pytest.mark.parametrize("policy", ["same", "changed", "sliding"])
+def test_a_write_back_gives_an_absolute_ttl_back_its_expiry(
+    redis_server: EmbeddedRedis, namespace: str, policy: str
+) -> None:
+    # The append that re-creates a session in the emptied Redis starts its absolute TTL anew;
+    # the write-back gives it back the expiry the replica held (here 30 s sooner: the held
+    # session is made to be 30 s old), unless that append set another policy, which is newer.
+    # A sliding TTL keeps the expiry the append restarted, as any append restarts it.
+    sliding = policy == "sliding"
+    with rmem.Client.from_url(redis_server.url, namespace=namespace, **FAST) as c:
+        s = c.session("kept", ttl=60, sliding=sliding)
+        s.extend([{"role": "user", "content": t} for t in "xy"])
+        assert c.wait_synced()
+        _wait(lambda: _held(c, "kept"))
+        held = _held_copy(c, "kept")
+        assert held.deadline is not None
+        held.deadline -= 30
+        keys = session_keys(namespace, "kept")
+        raw = redis.Redis.from_url(redis_server.url)
+        original_anchor = int(raw.hget(keys.meta, "anchor"))
+        raw.delete(*keys)  # Redis lost the session, and no hint says so
+        with rmem.Client.from_url(redis_server.url, namespace=namespace, sync=False) as other:
+            ttl = 120 if policy == "changed" else 60
+            other.session("kept", ttl=ttl, sliding=sliding).append({"role": "user", "content": "z"})
+            assert _write_back(redis_server, held) == [2]
+            assert _contents(other.session("kept")) == ["x", "y", "z"]
+    left = [raw.pttl(k) for k in keys]
+    anchor = int(raw.hget(keys.meta, "anchor"))
+    if policy == "same":
+        assert all(25_000 < ms <= 30_000 for ms in left), left
+        assert abs(anchor - (original_anchor - 30_000)) < 2_000
+    else:
+        low = 115_000 if policy == "changed" else 55_000
+        assert all(low < ms <= low + 5_000 for ms in left), left
+        assert anchor >= original_anchor
+
+
 def test_a_write_back_brings_back_nothing_a_later_clear_or_delete_removed(
     redis_server: EmbeddedRedis, namespace: str
 ) -> None:
