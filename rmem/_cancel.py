@@ -7,6 +7,8 @@ the ``CancelledError`` is lost (CPython gh-86296, fixed in 3.12). A task cancell
 moment runs on as if nothing happened: a loop around rmem calls never stops, and whatever
 awaits its end waits forever. The running task still counts the request
 (:meth:`asyncio.Task.cancelling`), so rmem compares the count before and after those awaits.
+rmem's round trips now write through :func:`rmem._wire.asend_packed`, without ``wait_for``,
+but a new connection's handshake is still redis-py's, and the check stays on both.
 
 A synchronous call cannot lose a cancellation, so ``scripts/unasync.py`` leaves these calls
 out of the generated sync code.

@@ -33,6 +33,7 @@ SUBSTITUTIONS = [
     (r"\bAsyncMemories\b", "Memories"),
     (r"\bAsyncEventIterator\b", "EventIterator"),
     (r"\baembed_with\b", "embed_with"),
+    (r"\basend_packed\b", "send_packed"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncIterable\b", "Iterable"),
     (r"\basync def\b", "def"),

@@ -23,6 +23,7 @@ from rmem._keys import SERVER_MARK
 from rmem._local import MEMORY_SCHEME, LocalStore, memory_server
 from rmem._lua import Arg, Script, ScriptCall, Step, commands_of
 from rmem._settings import Settings, redacted
+from rmem._wire import asend_packed
 
 # hiredis (a dependency, through redis[hiredis]) packs commands; its stubs type the argument
 # as a one-element tuple.
@@ -265,7 +266,7 @@ class AsyncBackend:
         conn = await connections.get()
         try:
             raise_lost_cancel(cancels)  # the handshake of a new connection can drop it ...
-            await conn.send_packed_command(_pack(conn, commands))
+            await asend_packed(conn, _pack(conn, commands))
             raise_lost_cancel(cancels)  # ... and so can the send (rmem/_cancel.py)
             replies: list[Any] = []
             for command in commands:

@@ -23,6 +23,7 @@ from rmem._keys import SERVER_MARK
 from rmem._local import MEMORY_SCHEME, LocalStore, memory_server
 from rmem._lua import Arg, Script, ScriptCall, Step, commands_of
 from rmem._settings import Settings, redacted
+from rmem._wire import send_packed
 
 # hiredis (a dependency, through redis[hiredis]) packs commands; its stubs type the argument
 # as a one-element tuple.
@@ -263,7 +264,7 @@ class Backend:
         connections = self._connections
         conn = connections.get()
         try:
-            conn.send_packed_command(_pack(conn, commands))
+            send_packed(conn, _pack(conn, commands))
             replies: list[Any] = []
             for command in commands:
                 try:
