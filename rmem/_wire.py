@@ -4,9 +4,10 @@ redis-py's asyncio connection runs every send through ``asyncio.wait_for`` when 
 socket timeout (rmem always sets one). On Python 3.11 ``wait_for`` runs the send as a new
 task: one more pass of the event loop and ~20 µs of CPU per round trip on this project's VM,
 for a write that almost never waits (docs/decisions.md, 39). :func:`asend_packed` makes the
-same write under ``asyncio.timeout`` in the caller's task, with redis-py's errors and its
-disconnect on failure. The sync client keeps redis-py's send (a blocking ``sendall``, no
-extra cost); ``scripts/unasync.py`` maps one name to the other.
+same write in the caller's task, waits (under ``asyncio.timeout``) only when the kernel did
+not take all of it, and raises redis-py's errors with its disconnect on failure. The sync
+client keeps redis-py's send (a blocking ``sendall``, no extra cost); ``scripts/unasync.py``
+maps one name to the other.
 """
 
 from __future__ import annotations
@@ -36,9 +37,14 @@ async def asend_packed(conn: Any, packed: list[bytes]) -> None:
         await conn.send_packed_command(packed)
         return
     try:
-        async with asyncio.timeout(conn.socket_timeout):
-            writer.writelines(packed)
-            await writer.drain()
+        writer.writelines(packed)
+        transport = writer.transport
+        # Most writes end here: the transport handed every byte to the kernel at once, so
+        # there is nothing to wait for (and no timer to set). Otherwise wait for the rest to
+        # go out, or for drain to raise what ended the connection.
+        if transport.get_write_buffer_size() or transport.is_closing():
+            async with asyncio.timeout(conn.socket_timeout):
+                await writer.drain()
     except TimeoutError:  # before OSError: TimeoutError is one
         await _drop(conn, writer)
         raise RedisTimeoutError("Timeout writing to socket") from None
