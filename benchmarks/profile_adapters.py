@@ -18,7 +18,8 @@ those scripts, and reports per call:
   client's Python and its system calls) per call, each the median over the blocks of the
   block's mean; ``+n``: CPU of the process's other threads (rmem's replica thread, which the
   default client also runs);
-- ``round trips``: sends to Redis (counted on redis-py's ``send_packed_command``);
+- ``round trips``: sends to Redis (counted on redis-py's ``send_packed_command`` and on
+  rmem's async send, ``rmem._wire.asend_packed``);
 - ``commands``: the commands Redis ran per call (``INFO commandstats``, a script's own
   commands included), over separate calls;
 - ``server µs``: CPU time of Redis's main thread per call over those calls (Linux
@@ -119,18 +120,24 @@ class Row:
 
 
 class TripCounter:
-    """Counts sends to Redis: redis-py's sync and async ``send_packed_command``."""
+    """Counts sends to Redis: redis-py's sync and async ``send_packed_command``, and rmem's
+    async backend's own send (``rmem._wire.asend_packed``, counted once when it hands the
+    send to redis-py's)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self._in_rmem_send = False
 
     @contextmanager
     def counting(self) -> Iterator[None]:
         from redis.asyncio.connection import AbstractConnection as AsyncConnection
         from redis.connection import AbstractConnection
 
+        import rmem._async._backend as async_backend
+
         sync_send = AbstractConnection.send_packed_command
         async_send = AsyncConnection.send_packed_command
+        rmem_send = async_backend.asend_packed
         counter = self
 
         def send(conn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -138,16 +145,27 @@ class TripCounter:
             return sync_send(conn, *args, **kwargs)
 
         async def asend(conn: Any, *args: Any, **kwargs: Any) -> Any:
-            counter.count += 1
+            if not counter._in_rmem_send:
+                counter.count += 1
             return await async_send(conn, *args, **kwargs)
+
+        async def rmem_asend(conn: Any, packed: list[bytes]) -> None:
+            counter.count += 1
+            counter._in_rmem_send = True
+            try:
+                await rmem_send(conn, packed)
+            finally:
+                counter._in_rmem_send = False
 
         AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
         AsyncConnection.send_packed_command = asend  # type: ignore[method-assign]
+        async_backend.asend_packed = rmem_asend
         try:
             yield
         finally:
             AbstractConnection.send_packed_command = sync_send  # type: ignore[method-assign]
             AsyncConnection.send_packed_command = async_send  # type: ignore[method-assign]
+            async_backend.asend_packed = rmem_send
 
 
 def commands_run(raw: redis.Redis) -> int:

@@ -41,6 +41,15 @@ def test_profile_quick_run_reports_every_row(tmp_path: Path) -> None:
             if line.startswith("| ") and f": {ours} | " in line and line.count("|") == 6
         ]
         assert bound.rstrip(" |").endswith("\u00d7")
+    # Every rmem write is one round trip, whichever send path its client takes (redis-py's,
+    # or the async backend's own): a send the profile failed to count would lower the floor.
+    trips = {
+        cells[0]: cells[4]
+        for cells in (line.split(" | ") for line in lines)
+        if len(cells) == 8 and "add_" in cells[0] and "rmem" in cells[0].lower()
+    }
+    assert trips, lines
+    assert set(trips.values()) == {"1"}, trips
     written = report.read_text(encoding="utf-8")
     assert written.startswith("# Doc\n")
     assert written.count("<!-- profile_adapters:start -->") == 1
