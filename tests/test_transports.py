@@ -1,10 +1,12 @@
-"""rmem over TLS (``rediss://``): the sync and async clients and the sync thread, end to end.
+"""rmem over TLS (``rediss://``) and over a Unix socket (``unix://``): the sync and async
+clients and the sync thread, end to end (every other test uses plain TCP).
 
-The embedded Redis is built without TLS, so these tests put a TLS-terminating proxy in front
-of it: a thread of this process, with a certificate made for the run. What rmem sees is a
-Redis that speaks TLS: its pooled connections, the async backend's own send
+The embedded Redis is built without TLS, so the TLS runs go through a TLS-terminating proxy
+in front of it: a thread of this process, with a certificate made for the run. What rmem sees
+is a Redis that speaks TLS: its pooled connections, the async backend's own send
 (``rmem/_wire.py``) over an SSL transport, and the sync thread's own reads of its pub/sub
-socket (``rmem/_subscription.py``), here an SSL socket.
+socket (``rmem/_subscription.py``), here an SSL socket. The Unix socket runs use a Redis of
+their own that listens on one.
 """
 
 from __future__ import annotations
@@ -118,11 +120,24 @@ def tls_url(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactor
         proxy.close()
 
 
-def test_the_async_client_works_over_tls(tls_url: str, namespace: str) -> None:
+@pytest.fixture(scope="module")
+def unix_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = tmp_path_factory.mktemp("unix") / "redis.sock"
+    with EmbeddedRedis(extra_args=["--unixsocket", str(path), "--unixsocketperm", "700"]):
+        yield f"unix://{path}?db=0"
+
+
+@pytest.fixture(params=["tls", "unix"])
+def url(request: pytest.FixtureRequest) -> str:
+    """The URL of a Redis reached over TLS, or over a Unix socket."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def test_the_async_client_works(url: str, namespace: str) -> None:
     async def main() -> None:
-        async with rmem.AsyncClient.from_url(tls_url, namespace=namespace, sync=False) as c:
-            session = c.session("tls-async")
-            small = await session.append({"role": "user", "content": "hello over TLS"})
+        async with rmem.AsyncClient.from_url(url, namespace=namespace, sync=False) as c:
+            session = c.session("async-client")
+            small = await session.append({"role": "user", "content": "hello"})
             big = await session.append({"role": "assistant", "content": BIG})
             batch = await session.extend({"role": "user", "content": f"m{i}"} for i in range(50))
             got = await session.messages()
@@ -135,30 +150,28 @@ def test_the_async_client_works_over_tls(tls_url: str, namespace: str) -> None:
     asyncio.run(main())
 
 
-def test_the_sync_client_works_over_tls(tls_url: str, namespace: str) -> None:
-    with rmem.Client.from_url(tls_url, namespace=namespace, sync=False) as c:
-        session = c.session("tls-sync")
+def test_the_sync_client_works(url: str, namespace: str) -> None:
+    with rmem.Client.from_url(url, namespace=namespace, sync=False) as c:
+        session = c.session("sync-client")
         big = session.append({"role": "user", "content": BIG})
         assert [m.content for m in session.messages()] == [BIG]
         assert session.messages()[0].id == big.id
 
 
-def test_replicas_follow_other_instances_over_tls(tls_url: str, namespace: str) -> None:
+def test_replicas_follow_other_instances(url: str, namespace: str) -> None:
     with (
-        rmem.Client.from_url(tls_url, namespace=namespace) as a,
-        rmem.Client.from_url(tls_url, namespace=namespace) as b,
+        rmem.Client.from_url(url, namespace=namespace) as a,
+        rmem.Client.from_url(url, namespace=namespace) as b,
     ):
-        sa, sb = a.session("tls-sync-thread"), b.session("tls-sync-thread")
+        sa, sb = a.session("replicas"), b.session("replicas")
         first = sa.append({"role": "user", "content": "hello"})
         assert [m.id for m in sb.messages()] == [first.id]  # read through: b holds a replica
-        wait_until(lambda: replica_messages(b, "tls-sync-thread") == [first.id])
+        wait_until(lambda: replica_messages(b, "replicas") == [first.id])
         # A large message between two small ones: the replica takes all three.
         big = sa.append({"role": "assistant", "content": BIG})
         last = sa.append({"role": "user", "content": "after"})
-        wait_until(lambda: replica_messages(b, "tls-sync-thread") == [first.id, big.id, last.id])
+        wait_until(lambda: replica_messages(b, "replicas") == [first.id, big.id, last.id])
         assert [m.content for m in sb.messages(last=2)] == [BIG, "after"]
         # A burst of hints, read off the SSL socket as they come.
         burst = [sa.append({"role": "user", "content": f"burst {i}"}).id for i in range(200)]
-        wait_until(
-            lambda: replica_messages(b, "tls-sync-thread") == [first.id, big.id, last.id, *burst]
-        )
+        wait_until(lambda: replica_messages(b, "replicas") == [first.id, big.id, last.id, *burst])
