@@ -22,6 +22,7 @@ from rmem._wire import asend_packed, send_packed
 from rmem.server import EmbeddedRedis
 
 BIG = [b"x" * (1 << 20)] * 64  # 64 MiB: more than the socket buffers hold
+SCRATCH = "test-wire-scratch"  # a plain key for the send test, outside rmem's key schema
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +55,10 @@ def test_commands_sent_on_a_connected_connection_are_answered(redis_url: str) ->
     async def main() -> None:
         conn = _conn(redis_url)
         await conn.connect()
-        await asend_packed(conn, conn.pack_commands([("SET", "rmem:test:wire", "v"), ("PING",)]))
+        await asend_packed(conn, conn.pack_commands([("SET", SCRATCH, "v"), ("PING",)]))
         assert await conn.read_response() == b"OK"
         assert await conn.read_response() == b"PONG"
-        await asend_packed(conn, conn.pack_commands([("GETDEL", "rmem:test:wire")]))
+        await asend_packed(conn, conn.pack_commands([("GETDEL", SCRATCH)]))
         assert await conn.read_response() == b"v"
         await conn.disconnect()
 
