@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import rmem
+from rmem import _subscription
 from rmem.server import EmbeddedRedis
 from tests.test_sync import replica_messages, wait_until
 
@@ -175,3 +177,28 @@ def test_replicas_follow_other_instances(url: str, namespace: str) -> None:
         # A burst of hints, read off the SSL socket as they come.
         burst = [sa.append({"role": "user", "content": f"burst {i}"}).id for i in range(200)]
         wait_until(lambda: replica_messages(b, "replicas") == [first.id, big.id, last.id, *burst])
+
+
+def test_tls_bytes_held_by_the_ssl_layer_are_read_without_waiting(
+    tls_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a read buffer smaller than a TLS record, a read leaves the rest of the record
+    # decrypted inside the SSL object, where the socket's readiness cannot see it: the sync
+    # thread's subscription must read it without waiting for the server to send more.
+    monkeypatch.setattr(_subscription, "_BUFFER", 1024)
+    channel, hint = f"test-transports-{namespace}", b"y" * 12_000  # one record, 12 buffers
+    with redis.Redis.from_url(tls_url) as publisher:
+        subscription = _subscription.open_subscription(publisher)
+        try:
+            subscription.subscribe(channel)
+            pushed = subscription.read(5.0)
+            assert [(kind, name) for kind, name, _ in pushed] == [("subscribe", channel.encode())]
+            assert publisher.publish(channel, hint) == 1
+            got: list[bytes] = []
+            for _ in range(50):  # ~12 reads with the SSL layer's bytes read, 50 x 0.1 s without
+                got += [data for kind, _, data in subscription.read(0.1) if kind == "message"]
+                if got:
+                    break
+            assert got == [hint]
+        finally:
+            subscription.close()
