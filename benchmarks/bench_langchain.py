@@ -36,12 +36,19 @@ langchain-redis keeps every message as a RedisJSON document indexed by RediSearc
 ``idx:...`` index for all sessions; this run gives it one of its own) and reads a history
 with an ``FT.SEARCH`` sorted by time; it stores only content, type, additional kwargs (and a
 tool message's call id and status), so it writes less than rmem, which keeps every field.
+The async rows run the same writes and the 20-message read through LangChain's async API
+(``aadd_messages``, ``aget_messages``), timed on one event loop (``bench_sessions.ameasure``):
+rmem's history on an ``rmem.AsyncClient`` (native async calls; default client and
+``sync=False``), langchain-redis's through LangChain's base class, which runs its sync method
+in the loop's default executor (langchain-redis 0.2.6 has no async methods of its own).
+
 Nothing is asserted (exit code 0): the ratios against the issue's 2x target are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import gc
 import sys
@@ -58,7 +65,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_sessions import Result, environment, measure, server_url, write_section
+from bench_sessions import Result, ameasure, environment, measure, server_url, write_section
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 import rmem
@@ -85,8 +92,19 @@ OPS = tuple(f"add_messages([{size}])" for size in BATCHES) + tuple(
 # StoredForms), so this row clears that before every read. langchain-redis keeps nothing.
 COLD = f"messages ({HISTORIES[-1]} in history, first read in this process)"
 COLD_SIDES = (RMEM_NOSYNC, LCR) if HAS_SYNC else ()
-ROWS = tuple((side, op) for op in OPS for side in SIDES) + tuple(
-    (side, COLD) for side in COLD_SIDES
+# The async API: rmem's history on an rmem.AsyncClient (native async calls, the way the
+# adapter's docs show for async apps) beside langchain-redis's, which has no async methods of
+# its own (LangChain's base class runs the sync ones in the loop's default executor).
+RMEM_ASYNC, RMEM_ASYNC_NOSYNC = "rmem AsyncClient", "rmem AsyncClient sync=False"
+ASYNC_SIDES = (RMEM_ASYNC, RMEM_ASYNC_NOSYNC, LCR) if HAS_SYNC else (RMEM_ASYNC, LCR)
+ASYNC_OPS = (
+    *(f"aadd_messages([{size}])" for size in BATCHES),
+    f"aget_messages() ({HISTORIES[0]} in history)",
+)
+ROWS = (
+    tuple((side, op) for op in OPS for side in SIDES)
+    + tuple((side, COLD) for side in COLD_SIDES)
+    + tuple((side, op) for op in ASYNC_OPS for side in ASYNC_SIDES)
 )
 
 
@@ -119,6 +137,7 @@ def run(url: str, n: dict[str, int], blocks: int, warmup: int) -> list[Result]:
     clients = {RMEM: rmem.Client.from_url(url, namespace=f"bench-lc-{tag}")}
     if HAS_SYNC:
         clients[RMEM_NOSYNC] = rmem.Client.from_url(url, namespace=f"bench-lc-{tag}-ns", sync=False)
+    async_namespaces = {RMEM_ASYNC: f"bench-lc-{tag}-a", RMEM_ASYNC_NOSYNC: f"bench-lc-{tag}-ans"}
     # langchain-redis 0.2.6 cannot reopen an existing index over redis-py 8's default RESP3
     # (it reads FT.INFO's index_definition as a list; redis-py 8 gives a dict, and the
     # constructor fails with AttributeError): give it a RESP2 client, as its users must.
@@ -131,17 +150,47 @@ def run(url: str, n: dict[str, int], blocks: int, warmup: int) -> list[Result]:
     }
     made: dict[str, Any] = {}
 
-    def histories(name: str) -> dict[str, Any]:
+    def lcr_history(name: str) -> Any:
         with warnings.catch_warnings():  # langchain-redis 0.2.6 marks the class deprecated
             warnings.simplefilter("ignore")
             made[name] = RedisChatMessageHistory(name, **lcr_args)
+        return made[name]
+
+    def histories(name: str) -> dict[str, Any]:
         made_here: dict[str, Any] = {
             side: RmemChatMessageHistory(name, client=c, ttl=3600) for side, c in clients.items()
         }
-        return made_here | {LCR: made[name]}
+        return made_here | {LCR: lcr_history(name)}
+
+    async def arun() -> dict[str, list[int]]:
+        async_clients = {
+            side: rmem.AsyncClient.from_url(
+                url,
+                namespace=async_namespaces[side],
+                **({} if side == RMEM_ASYNC else {"sync": False}),
+            )
+            for side in ASYNC_SIDES
+            if side != LCR
+        }
+
+        def async_histories(name: str) -> dict[str, Any]:
+            made_here: dict[str, Any] = {
+                side: RmemChatMessageHistory(name, client=c, ttl=3600)
+                for side, c in async_clients.items()
+            }
+            return made_here | {LCR: lcr_history(name)}
+
+        try:
+            return await _arun(async_histories, n, blocks, warmup)
+        finally:
+            for c in async_clients.values():
+                for sid in await c.sessions():
+                    await c.session(sid).delete()
+                await c.aclose()
 
     try:
-        return _run(histories, n, blocks, warmup)
+        samples = _run(histories, n, blocks, warmup)
+        samples |= asyncio.run(arun())
     finally:
         for lcr in made.values():
             lcr.clear()
@@ -152,6 +201,11 @@ def run(url: str, n: dict[str, int], blocks: int, warmup: int) -> list[Result]:
                 c.session(sid).delete()
             c.close()
         lcr_redis.close()
+    per_call = dict(zip(OPS, BATCHES, strict=False)) | dict(zip(ASYNC_OPS, BATCHES, strict=False))
+    return [
+        Result(row_name(side, op), samples[row_name(side, op)], per_call.get(op, 1))
+        for side, op in ROWS
+    ]
 
 
 def _run(
@@ -159,7 +213,7 @@ def _run(
     n: dict[str, int],
     blocks: int,
     warmup: int,
-) -> list[Result]:
+) -> dict[str, list[int]]:
     samples: dict[str, list[int]] = {}
     for size, op in zip(BATCHES, OPS, strict=False):
         made = histories(f"write-{size}")
@@ -197,11 +251,45 @@ def _run(
                 blocks,
                 warmup,
             )
-    per_call = dict(zip(OPS, BATCHES, strict=False))
-    return [
-        Result(row_name(side, op), samples[row_name(side, op)], per_call.get(op, 1))
-        for side, op in ROWS
-    ]
+    return samples
+
+
+async def _arun(
+    histories: Callable[[str], dict[str, Any]],
+    n: dict[str, int],
+    blocks: int,
+    warmup: int,
+) -> dict[str, list[int]]:
+    """The async rows: the same workloads through ``aadd_messages`` and ``aget_messages``."""
+    samples: dict[str, list[int]] = {}
+    for size, op in zip(BATCHES, ASYNC_OPS, strict=False):
+        made = histories(f"awrite-{size}")
+        msgs = turns(size)
+        samples |= await ameasure(
+            {
+                row_name(side, op): functools.partial(made[side].aadd_messages, msgs)
+                for side in ASYNC_SIDES
+            },
+            n[f"add{size}"],
+            blocks,
+            warmup,
+        )
+    size, op = HISTORIES[0], ASYNC_OPS[-1]
+    made = histories(f"aread-{size}")
+    history = turns(size)
+    for side in ASYNC_SIDES:
+        await made[side].aadd_messages(history)
+    for side in ASYNC_SIDES:
+        got = await made[side].aget_messages()
+        assert [(m.type, m.content) for m in got] == [(m.type, m.content) for m in history]
+        assert side == LCR or got == history
+    samples |= await ameasure(
+        {row_name(side, op): made[side].aget_messages for side in ASYNC_SIDES},
+        n["read"],
+        blocks,
+        warmup,
+    )
+    return samples
 
 
 def _reader(history: Any, cold: bool = False) -> Callable[[], list[BaseMessage]]:
@@ -227,7 +315,7 @@ def table(results: list[Result]) -> str:
         "|---|--:|--:|--:|--:|--:|--:|---|",
     ]
     for (side, op), r in zip(ROWS, results, strict=True):
-        unit = "msg/s" if op.startswith("add") else "ops/s"
+        unit = "msg/s" if "add_messages" in op else "ops/s"
         cells = [f"`{r.name}`" if side != LCR else r.name]
         cells += [f"{r.pct(p):,.0f}" for p in (50, 95, 99)] + [f"{r.rate():,.0f} {unit}"]
         if side != LCR:
@@ -279,8 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     text = (
         "## LangChain chat history\n\n"
         "RmemChatMessageHistory (default client, with local replicas, and `sync=False`) beside "
-        "langchain-redis's RedisChatMessageHistory, all through their sync LangChain API with "
-        "`ttl=3600`, on the same server in alternating blocks; see the docstring of the script "
+        "langchain-redis's RedisChatMessageHistory, all with `ttl=3600`, on the same server in "
+        "alternating blocks, through LangChain's sync API and then its async API (rmem on an "
+        "`rmem.AsyncClient`, native async; langchain-redis has no async methods, so LangChain "
+        "runs its sync ones in the event loop's executor); see the docstring of the script "
         "and docs/integrations.md (LangChain section). rmem's TTL is sliding: its reads also "
         "restart the session's TTL (one more command in the same round trip), langchain-redis's "
         "do not. The last rows read as the first read of those messages in the process "

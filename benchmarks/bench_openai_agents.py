@@ -49,7 +49,6 @@ import importlib.metadata
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from agents.extensions.memory.redis_session import RedisSession
-from bench_sessions import Result, environment, server_url, write_section
+from bench_sessions import AsyncOp, Result, ameasure, environment, server_url, write_section
 
 from rmem.integrations.openai_agents import RmemSession
 
@@ -128,35 +127,6 @@ OPS = ("add_items(1 item)", "add_items(10 items)", "get_items()", "get_items(lim
 COLD = "get_items() (first read in this process)"
 CONFIGS = ("no TTL", "ttl=3600", "no TTL, rmem sync=False")
 RMEM, SDK = "RmemSession", "RedisSession"
-
-AsyncOp = Callable[[], Awaitable[Any]]
-
-
-async def ameasure(
-    ops: dict[str, AsyncOp], n: int, blocks: int, warmup: int
-) -> dict[str, list[int]]:
-    """``bench_sessions.measure`` for coroutines: ``n`` awaited calls each, alternating blocks."""
-    for op in ops.values():
-        for _ in range(warmup):
-            await op()
-    samples: dict[str, list[int]] = {name: [] for name in ops}
-    names = list(ops)
-    per_block = max(1, n // blocks)
-    clock = time.perf_counter_ns
-    for block in range(blocks):
-        shift = block % len(names)
-        for name in names[shift:] + names[:shift]:
-            op, out = ops[name], samples[name]
-            gc.collect()
-            gc.disable()
-            try:
-                for _ in range(per_block):
-                    t0 = clock()
-                    await op()
-                    out.append(clock() - t0)
-            finally:
-                gc.enable()
-    return samples
 
 
 def _first_read(session: RmemSession) -> AsyncOp:

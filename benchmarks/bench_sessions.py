@@ -28,7 +28,7 @@ import platform
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,9 @@ class Result:
         return self.per_call * len(self.samples) * 1e9 / sum(self.samples)
 
 
+AsyncOp = Callable[[], Awaitable[Any]]
+
+
 def measure(
     ops: dict[str, Callable[[], Any]], n: int, blocks: int, warmup: int
 ) -> dict[str, list[int]]:
@@ -99,6 +102,33 @@ def measure(
                 for _ in range(per_block):
                     t0 = clock()
                     op()
+                    out.append(clock() - t0)
+            finally:
+                gc.enable()
+    return samples
+
+
+async def ameasure(
+    ops: dict[str, AsyncOp], n: int, blocks: int, warmup: int
+) -> dict[str, list[int]]:
+    """``bench_sessions.measure`` for coroutines: ``n`` awaited calls each, alternating blocks."""
+    for op in ops.values():
+        for _ in range(warmup):
+            await op()
+    samples: dict[str, list[int]] = {name: [] for name in ops}
+    names = list(ops)
+    per_block = max(1, n // blocks)
+    clock = time.perf_counter_ns
+    for block in range(blocks):
+        shift = block % len(names)
+        for name in names[shift:] + names[:shift]:
+            op, out = ops[name], samples[name]
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(per_block):
+                    t0 = clock()
+                    await op()
                     out.append(clock() - t0)
             finally:
                 gc.enable()

@@ -610,7 +610,10 @@ def test_bench_langchain_quick_run(redis_url: str, tmp_path: Path) -> None:
     ops += [f"messages ({n} in history)" for n in (20, 200)]
     cold = "messages (200 in history, first read in this process)"
     first_reads = [f"{side} {cold}" for side in sides if side != "rmem"]
-    assert rows == [f"{side} {op}" for op in ops for side in sides] + first_reads
+    async_sides = [s.replace("rmem", "rmem AsyncClient") for s in sides]
+    async_ops = [f"aadd_messages([{n}])" for n in (1, 2, 10)] + ["aget_messages() (20 in history)"]
+    async_rows = [f"{side} {op}" for op in async_ops for side in async_sides]
+    assert rows == [f"{side} {op}" for op in ops for side in sides] + first_reads + async_rows
     written = report.read_text(encoding="utf-8")
     assert written.startswith("# Benchmarks\n")
     assert written.count("<!-- bench_langchain:start -->") == 1
