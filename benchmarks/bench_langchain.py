@@ -232,12 +232,8 @@ def _run(
         history = turns(size)
         for side in SIDES:
             made[side].add_messages(history)
-        # Each must return the whole history, in order, before anything is timed; rmem keeps
-        # every field, langchain-redis drops ids, usage and response metadata.
         for side in SIDES:
-            got = made[side].messages
-            assert [(m.type, m.content) for m in got] == [(m.type, m.content) for m in history]
-            assert side == LCR or got == history
+            _check_read(side, made[side].messages, history)
         samples |= measure(
             {row_name(side, op): _reader(made[side]) for side in SIDES},
             n["read"] if size == HISTORIES[0] else n["read_long"],
@@ -263,33 +259,24 @@ async def _arun(
     """The async rows: the same workloads through ``aadd_messages`` and ``aget_messages``."""
     samples: dict[str, list[int]] = {}
     for size, op in zip(BATCHES, ASYNC_OPS, strict=False):
-        made = histories(f"awrite-{size}")
-        msgs = turns(size)
+        made, msgs = histories(f"awrite-{size}"), turns(size)
+        writes = {s: functools.partial(made[s].aadd_messages, msgs) for s in ASYNC_SIDES}
         samples |= await ameasure(
-            {
-                row_name(side, op): functools.partial(made[side].aadd_messages, msgs)
-                for side in ASYNC_SIDES
-            },
-            n[f"add{size}"],
-            blocks,
-            warmup,
+            {row_name(s, op): w for s, w in writes.items()}, n[f"add{size}"], blocks, warmup
         )
-    size, op = HISTORIES[0], ASYNC_OPS[-1]
-    made = histories(f"aread-{size}")
-    history = turns(size)
+    made, history = histories(f"aread-{HISTORIES[0]}"), turns(HISTORIES[0])
     for side in ASYNC_SIDES:
         await made[side].aadd_messages(history)
-    for side in ASYNC_SIDES:
-        got = await made[side].aget_messages()
-        assert [(m.type, m.content) for m in got] == [(m.type, m.content) for m in history]
-        assert side == LCR or got == history
-    samples |= await ameasure(
-        {row_name(side, op): made[side].aget_messages for side in ASYNC_SIDES},
-        n["read"],
-        blocks,
-        warmup,
-    )
-    return samples
+        _check_read(side, await made[side].aget_messages(), history)
+    reads = {row_name(s, ASYNC_OPS[-1]): made[s].aget_messages for s in ASYNC_SIDES}
+    return samples | await ameasure(reads, n["read"], blocks, warmup)
+
+
+def _check_read(side: str, got: list[BaseMessage], history: list[BaseMessage]) -> None:
+    # Each side must return the whole history, in order, before anything is timed; rmem keeps
+    # every field, langchain-redis drops ids, usage and response metadata.
+    assert [(m.type, m.content) for m in got] == [(m.type, m.content) for m in history]
+    assert side == LCR or got == history
 
 
 def _reader(history: Any, cold: bool = False) -> Callable[[], list[BaseMessage]]:

@@ -89,50 +89,54 @@ def measure(
         for _ in range(warmup):
             op()
     samples: dict[str, list[int]] = {name: [] for name in ops}
-    names = list(ops)
-    per_block = max(1, n // blocks)
     clock = time.perf_counter_ns
-    for block in range(blocks):
-        shift = block % len(names)
-        for name in names[shift:] + names[:shift]:
-            op, out = ops[name], samples[name]
-            gc.collect()
-            gc.disable()
-            try:
-                for _ in range(per_block):
-                    t0 = clock()
-                    op()
-                    out.append(clock() - t0)
-            finally:
-                gc.enable()
+    for name, count in _schedule(list(ops), n, blocks):
+        op, out = ops[name], samples[name]
+        with _gc_off():
+            for _ in range(count):
+                t0 = clock()
+                op()
+                out.append(clock() - t0)
     return samples
 
 
 async def ameasure(
     ops: dict[str, AsyncOp], n: int, blocks: int, warmup: int
 ) -> dict[str, list[int]]:
-    """``bench_sessions.measure`` for coroutines: ``n`` awaited calls each, alternating blocks."""
+    """:func:`measure` for coroutines: ``n`` awaited calls each, alternating blocks."""
     for op in ops.values():
         for _ in range(warmup):
             await op()
     samples: dict[str, list[int]] = {name: [] for name in ops}
-    names = list(ops)
-    per_block = max(1, n // blocks)
     clock = time.perf_counter_ns
+    for name, count in _schedule(list(ops), n, blocks):
+        op, out = ops[name], samples[name]
+        with _gc_off():
+            for _ in range(count):
+                t0 = clock()
+                await op()
+                out.append(clock() - t0)
+    return samples
+
+
+def _schedule(names: list[str], n: int, blocks: int) -> Iterator[tuple[str, int]]:
+    """(op, calls) per block: every op once per round, the starting op rotating each round."""
+    per_block = max(1, n // blocks)
     for block in range(blocks):
         shift = block % len(names)
         for name in names[shift:] + names[:shift]:
-            op, out = ops[name], samples[name]
-            gc.collect()
-            gc.disable()
-            try:
-                for _ in range(per_block):
-                    t0 = clock()
-                    await op()
-                    out.append(clock() - t0)
-            finally:
-                gc.enable()
-    return samples
+            yield name, per_block
+
+
+@contextlib.contextmanager
+def _gc_off() -> Iterator[None]:
+    """A block timed with the GC collected first and off during it."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def raw_payload() -> bytes:
