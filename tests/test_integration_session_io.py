@@ -33,6 +33,7 @@ from rmem.integrations._session_io import (
     extend_encoded,
     read_forms,
     read_stored,
+    replica_messages,
 )
 
 SETTINGS = rmem.Settings(max_message_bytes=4096)
@@ -260,9 +261,38 @@ def test_a_read_through_restarts_a_sliding_ttl(
         assert raw.pttl(meta) > 1500
 
 
-def test_with_local_replicas_the_session_serves_reads(redis_url: str, namespace: str) -> None:
+def test_a_caught_up_replica_serves_reads_and_a_first_read_goes_to_redis(
+    redis_url: str, namespace: str, raw: redis.Redis
+) -> None:
     with rmem.Client.from_url(redis_url, namespace=namespace) as client:
-        assert read_stored(client.session("s")) is None
+        session = client.session("s", ttl=60)
+        session.extend([{"role": "user", "content": f"m{i}"} for i in range(3)])
+        # The first read in this process: no replica yet, so it reads Redis (and opens one).
+        assert replica_messages(session) is None
+        assert [d["content"] for d in read_stored(session)] == ["m0", "m1", "m2"]
+        deadline = time.monotonic() + 5
+        while (served := replica_messages(session)) is None:
+            assert time.monotonic() < deadline, "the replica never caught up"
+            time.sleep(0.005)
+        assert served == session.messages()
+        calls = count_commands(raw, lambda: replica_messages(session, 2))
+        assert not calls.get("zrange") and not calls.get("evalsha")
+        assert [m.content for m in replica_messages(session, 2) or []] == ["m1", "m2"]
+        assert replica_messages(session, 0) == []
+        with pytest.raises(ValidationError):
+            replica_messages(session, -1)
+        # read_stored reads Redis even while the replica serves.
+        raw.zadd(f"rmem:{{{namespace}/s}}:msgs", {b"0" * 42 + b"x\0\x01\xc1": 0})
+        with pytest.raises(CorruptDataError):
+            read_stored(session)
+
+
+def test_without_replicas_every_read_goes_to_redis(redis_url: str, namespace: str) -> None:
+    with rmem.Client.from_url(redis_url, namespace=namespace, sync=False) as client:
+        session = client.session("s")
+        session.append({"role": "user", "content": "hi"})
+        assert replica_messages(session) is None
+        assert replica_messages(session) is None
 
 
 def test_async_write_and_read(redis_url: str, namespace: str) -> None:
@@ -388,14 +418,16 @@ def test_reads_through_see_every_change_with_stored_forms(redis_url: str, namesp
         mine, theirs = reader.session("s"), writer.session("s")
         assert read_forms(mine, forms) == []
         theirs.extend([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
-        assert [f["content"] for f in read_forms(mine, forms) or []] == ["a", "b"]
+        assert [f["content"] for f in read_forms(mine, forms)] == ["a", "b"]
         theirs.pop()
         theirs.append({"role": "user", "content": "c"})
-        assert [f["content"] for f in read_forms(mine, forms) or []] == ["a", "c"]
-        assert [f["content"] for f in read_forms(mine, forms, 1) or []] == ["c"]
+        assert [f["content"] for f in read_forms(mine, forms)] == ["a", "c"]
+        assert [f["content"] for f in read_forms(mine, forms, 1)] == ["c"]
         theirs.delete()
         assert read_forms(mine, forms) == []
         theirs.append({"role": "user", "content": "a"})  # same content, a new message
-        (again,) = read_forms(mine, forms) or []
+        (again,) = read_forms(mine, forms)
         assert again["content"] == "a" and again["seen"] == theirs.messages()[0].id
-        assert read_forms(writer.session("s"), forms) is None  # replicas serve that client
+        # A client with replicas reads Redis too when asked (its adapters ask only while the
+        # session has no caught-up replica).
+        assert read_forms(writer.session("s"), forms) == [again]

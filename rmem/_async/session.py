@@ -215,11 +215,9 @@ class AsyncSession:
         count = check_last(last)
         if count == 0 and last == 0:
             return []
-        if self._sync is not None and not self._backend.degraded:
-            with self._sync.lock:
-                replica = self._sync.session(self._namespace, self._id)
-                if replica is not None:
-                    return replica.messages[-count:] if count else replica.messages[:]
+        served = self._replica_messages(count)
+        if served is not None:
+            return served
         try:
             members, _ = await self._backend.pipeline(
                 (
@@ -232,6 +230,18 @@ class AsyncSession:
         except (BackendError, CorruptDataError) as exc:
             raise await self._damage(exc) from exc
         return decode_members(members, self._keys.msgs)
+
+    def _replica_messages(self, count: int) -> list[Message] | None:
+        # The last ``count`` messages (all for 0) from this client's local replica of the
+        # session while it is caught up, without I/O; else None, and a replica is opened
+        # for the next reads (a client without replicas, or degraded, always gives None).
+        if self._sync is None or self._backend.degraded:
+            return None
+        with self._sync.lock:
+            replica = self._sync.session(self._namespace, self._id)
+            if replica is None:
+                return None
+            return replica.messages[-count:] if count else replica.messages[:]
 
     async def pop(self) -> Message | None:
         """Remove and return the newest message atomically; None when there is none."""

@@ -12,10 +12,12 @@ decoding itself). This module does the same storage work without those layers:
   values, and anything unusual is left to rmem's own check;
 - :func:`extend_encoded` / :func:`aextend_encoded` append encoded messages: one script run,
   as ``Session.extend``;
-- :func:`read_members` / :func:`aread_members` fetch a session's stored members in the one
-  round trip ``Session.messages`` makes (the range read and the sliding-TTL touch, pipelined),
-  when the client keeps no local replicas (``sync=False``); :func:`read_stored` /
-  :func:`aread_stored` return them decoded as fresh dicts;
+- :func:`replica_messages` gives what ``Session.messages`` gives from the client's local
+  replica while that is caught up (no I/O); otherwise :func:`read_members` /
+  :func:`aread_members` fetch the session's stored members in the one round trip
+  ``Session.messages`` makes (the range read and the sliding-TTL touch, pipelined), and
+  :func:`read_stored` / :func:`aread_stored` return them decoded as fresh dicts. A first read
+  in a process (no replica yet, or ``sync=False``) then skips building ``rmem.Message``s;
 - :class:`StoredForms` turns stored members into an adapter's own objects (items, LangChain
   message dicts), keeping, per process, the packed form of each member read twice;
 - :func:`replace_call` builds the one script run that replaces a session's messages
@@ -203,19 +205,34 @@ def _read_steps(keys: SessionKeys, count: int) -> tuple[tuple[str, str, int, int
     )
 
 
-def read_members(session: Session, last: int | None = None) -> list[bytes] | None:
-    """The stored members of a session's messages (or of its ``last`` ones), oldest first.
+def replica_messages(
+    session: Session | AsyncSession, last: int | None = None
+) -> list[Message] | None:
+    """What ``session.messages(last)`` returns, from the client's local replica of the
+    session while that is caught up (no I/O; the replica's shared instances); else None.
 
-    Returns None when the client keeps local replicas: ``session.messages()`` then serves the
-    read (from the replica when it is caught up). Restarts a sliding TTL as
-    ``session.messages()`` does, in the same one round trip.
+    None also opens the replica for the next reads, as ``session.messages()`` does; a client
+    without replicas (``sync=False``) or serving from its fallback always gives None.
+
+    Raises:
+        ValidationError: ``last`` is not a non-negative int.
+    """
+    count = check_last(last)
+    if count == 0 and last == 0:
+        return []
+    return session._replica_messages(count)
+
+
+def read_members(session: Session, last: int | None = None) -> list[bytes]:
+    """The stored members of a session's messages (or of its ``last`` ones), oldest first,
+    read from Redis (or the fallback's local store) whether or not the client keeps
+    replicas. Restarts a sliding TTL as ``session.messages()`` does, in the same one round
+    trip.
 
     Raises:
         ValidationError: ``last`` is not a non-negative int.
         CorruptDataError: a session key holds something rmem did not write (names the key).
     """
-    if session._sync is not None:
-        return None
     count = check_last(last)
     if count == 0 and last == 0:
         return []
@@ -228,10 +245,8 @@ def read_members(session: Session, last: int | None = None) -> list[bytes] | Non
     return cast("list[bytes]", members)
 
 
-async def aread_members(session: AsyncSession, last: int | None = None) -> list[bytes] | None:
+async def aread_members(session: AsyncSession, last: int | None = None) -> list[bytes]:
     """Async :func:`read_members`."""
-    if session._sync is not None:
-        return None
     count = check_last(last)
     if count == 0 and last == 0:
         return []
@@ -244,42 +259,36 @@ async def aread_members(session: AsyncSession, last: int | None = None) -> list[
     return cast("list[bytes]", members)
 
 
-def read_stored(session: Session, last: int | None = None) -> list[dict[str, Any]] | None:
+def read_stored(session: Session, last: int | None = None) -> list[dict[str, Any]]:
     """:func:`read_members`, decoded: the stored dicts, every one new (the caller owns it).
 
     Raises:
         ValidationError: ``last`` is not a non-negative int.
         CorruptDataError: a stored message does not decode (names the key).
     """
-    members = read_members(session, last)
-    return None if members is None else decode_stored(members, session._keys.msgs)
+    return decode_stored(read_members(session, last), session._keys.msgs)
 
 
-async def aread_stored(
-    session: AsyncSession, last: int | None = None
-) -> list[dict[str, Any]] | None:
+async def aread_stored(session: AsyncSession, last: int | None = None) -> list[dict[str, Any]]:
     """Async :func:`read_stored`."""
-    members = await aread_members(session, last)
-    return None if members is None else decode_stored(members, session._keys.msgs)
+    return decode_stored(await aread_members(session, last), session._keys.msgs)
 
 
-def read_forms(session: Session, forms: StoredForms, last: int | None = None) -> list[Any] | None:
-    """:func:`read_members`, made into ``forms``' objects (None with local replicas).
+def read_forms(session: Session, forms: StoredForms, last: int | None = None) -> list[Any]:
+    """:func:`read_members`, made into ``forms``' objects.
 
     Raises:
         ValidationError: ``last`` is not a non-negative int.
         CorruptDataError: a stored message does not decode, or the form refused it.
     """
-    members = read_members(session, last)
-    return None if members is None else forms(members, session._keys.msgs)
+    return forms(read_members(session, last), session._keys.msgs)
 
 
 async def aread_forms(
     session: AsyncSession, forms: StoredForms, last: int | None = None
-) -> list[Any] | None:
+) -> list[Any]:
     """Async :func:`read_forms`."""
-    members = await aread_members(session, last)
-    return None if members is None else forms(members, session._keys.msgs)
+    return forms(await aread_members(session, last), session._keys.msgs)
 
 
 def decode_stored(members: Sequence[Any], key: str) -> list[dict[str, Any]]:

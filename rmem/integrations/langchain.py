@@ -47,6 +47,7 @@ from rmem.integrations._session_io import (
     encode_many,
     extend_encoded,
     read_forms,
+    replica_messages,
 )
 
 __all__ = [
@@ -485,9 +486,10 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
             CorruptDataError: a stored message cannot be decoded.
             UnavailableError: Redis cannot be reached.
         """
+        served = replica_messages(self._session)
+        if served is not None:  # the client's local replica is caught up
+            return _from_replica(served, self.namespace, self.session_id)
         forms = read_forms(self._session, _STORED_FORMS)
-        if forms is None:  # the client keeps replicas: rmem serves the read
-            return _from_replica(self._session.messages(), self.namespace, self.session_id)
         return _build(forms, self.namespace, self.session_id)
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
@@ -509,10 +511,10 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
         session = self._async_session
         if session is None:
             return await self._in_executor(lambda: self.messages)
-        forms = await aread_forms(session, _STORED_FORMS)
-        if forms is None:
-            return _from_replica(await session.messages(), self.namespace, self.session_id)
-        return _build(forms, self.namespace, self.session_id)
+        served = replica_messages(session)
+        if served is not None:
+            return _from_replica(served, self.namespace, self.session_id)
+        return _build(await aread_forms(session, _STORED_FORMS), self.namespace, self.session_id)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Async :meth:`add_messages`: one atomic round trip."""

@@ -56,6 +56,7 @@ from rmem.integrations._session_io import (
     areplace,
     array_header,
     encode_many,
+    replica_messages,
 )
 
 __all__ = [
@@ -381,13 +382,7 @@ class RmemSession:
             if count <= 0:
                 return []
         last: int | None = count
-        # A client without local replicas reads Redis; an item read before is made from its
-        # kept packed form (_STORED_ITEMS) instead of being decoded again.
-        items = await self._run(lambda c, s: aread_forms(s, _STORED_ITEMS, last))
-        if items is not None:
-            return cast("list[TResponseInputItem]", items)
-        messages = await self._run(lambda c, s: s.messages(last=last))
-        return cast("list[TResponseInputItem]", self._items(messages))
+        return cast("list[TResponseInputItem]", await self._run(lambda c, s: self._read(s, last)))
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append ``items`` in order, atomically, in one round trip (one Lua script).
@@ -497,6 +492,15 @@ class RmemSession:
         copied, plain = _copy(items)
         to_fields = _copied_fields if plain else _checked_fields
         return encode_many(copied, to_fields, self._settings, _item_where, plain=plain)
+
+    async def _read(self, session: AsyncSession, last: int | None) -> list[dict[str, Any]]:
+        served = replica_messages(session, last)
+        if served is not None:  # the client's local replica is caught up
+            return self._items(served)
+        # Read from Redis (no replica yet, or sync=False): the stored dicts become the items
+        # without becoming Messages; an item read before is made from its kept packed form
+        # (_STORED_ITEMS) instead of being decoded again.
+        return await aread_forms(session, _STORED_ITEMS, last)
 
     def _items(self, messages: list[Message]) -> list[dict[str, Any]]:
         # New dicts and lists for every call, never shared with rmem's replica or earlier
