@@ -23,8 +23,11 @@ caught up, and writes also update it), and with ``sync=False``, which reads thro
 every time. Both are what users get; the replica makes the read rows a different kind of
 comparison, so both are shown. A ``sync=False`` read fetches the messages from Redis every
 time but decodes each distinct stored message once per process (the adapter keeps its
-LangChain form, packed, by the stored bytes); the last row reads the long history as the
-first read of those messages in the process (that memory cleared before every call).
+LangChain form, packed, by the stored bytes). The first-read rows read the long history as
+the first read of those messages in the process: with ``sync=False`` that memory is cleared
+before every call; the default client reads another session of the same 200 messages at
+every call, one it holds no replica of yet (written by another client), so it reads Redis
+and its sync thread builds the replica in the background.
 
 The same TTL on both sides does not mean the same TTL work: rmem's ``ttl=3600`` is sliding
 (every read and write restarts the whole session's TTL: a read sends the sliding-TTL touch,
@@ -87,11 +90,13 @@ BATCHES = (1, 2, BATCH)  # one message; one turn (what RunnableWithMessageHistor
 OPS = tuple(f"add_messages([{size}])" for size in BATCHES) + tuple(
     f"messages ({n} in history)" for n in HISTORIES
 )
-# The sync=False read of the long history once more, as the first read of those messages in
-# the process: rmem decodes each distinct stored message once per process (the adapter's
-# StoredForms), so this row clears that before every read. langchain-redis keeps nothing.
+# The read of the long history once more, as the first read of those messages in the
+# process. With sync=False, rmem decodes each distinct stored message once per process (the
+# adapter's StoredForms), so this row clears that before every read; its default client reads
+# another session of the same messages at every call, one it holds no replica of yet
+# (written by another client). langchain-redis keeps nothing.
 COLD = f"messages ({HISTORIES[-1]} in history, first read in this process)"
-COLD_SIDES = (RMEM_NOSYNC, LCR) if HAS_SYNC else ()
+COLD_SIDES = (RMEM, RMEM_NOSYNC, LCR) if HAS_SYNC else ()
 # The async API: rmem's history on an rmem.AsyncClient (native async calls, the way the
 # adapter's docs show for async apps) beside langchain-redis's, which has no async methods of
 # its own (LangChain's base class runs the sync ones in the loop's default executor).
@@ -188,8 +193,19 @@ def run(url: str, n: dict[str, int], blocks: int, warmup: int) -> list[Result]:
                     await c.session(sid).delete()
                 await c.aclose()
 
+    def first_reads(history: list[BaseMessage], count: int) -> Callable[[], list[BaseMessage]]:
+        # The default client's first-read row: ``count`` sessions holding ``history``, written
+        # by another client, read one after the other (each call reads the next).
+        reader = clients[RMEM]
+        with rmem.Client.from_url(url, namespace=reader.namespace, sync=False) as writer:
+            sids = [f"first-{i}" for i in range(count)]
+            for sid in sids:
+                RmemChatMessageHistory(sid, client=writer).add_messages(history)
+        it = iter([RmemChatMessageHistory(sid, client=reader, ttl=3600) for sid in sids])
+        return lambda: next(it).messages
+
     try:
-        samples = _run(histories, n, blocks, warmup)
+        samples = _run(histories, first_reads, n, blocks, warmup)
         samples |= asyncio.run(arun())
     finally:
         for lcr in made.values():
@@ -210,6 +226,7 @@ def run(url: str, n: dict[str, int], blocks: int, warmup: int) -> list[Result]:
 
 def _run(
     histories: Callable[[str], dict[str, Any]],
+    first_reads: Callable[[list[BaseMessage], int], Callable[[], list[BaseMessage]]],
     n: dict[str, int],
     blocks: int,
     warmup: int,
@@ -241,8 +258,10 @@ def _run(
             warmup,
         )
         if size == HISTORIES[-1] and COLD_SIDES:
+            readers = {side: _reader(made[side], cold=True) for side in COLD_SIDES}
+            readers[RMEM] = first_reads(history, warmup + n["read_long"])
             samples |= measure(
-                {row_name(side, COLD): _reader(made[side], cold=True) for side in COLD_SIDES},
+                {row_name(side, COLD): read for side, read in readers.items()},
                 n["read_long"],
                 blocks,
                 warmup,
@@ -360,8 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs its sync ones in the event loop's executor); see the docstring of the script "
         "and docs/integrations.md (LangChain section). rmem's TTL is sliding: its reads also "
         "restart the session's TTL (one more command in the same round trip), langchain-redis's "
-        "do not. The last rows read as the first read of those messages in the process "
-        "(rmem's `sync=False` reads decode each distinct stored message once per process).\n\n"
+        "do not. The first-read rows read as the first read of those messages in the process "
+        "(rmem's `sync=False` reads decode each distinct stored message once per process, "
+        "that memory cleared before every call; its default client reads another session "
+        "at every call, one it holds no replica of yet).\n\n"
         f"Command: `{command}`\n\nEnvironment: {env}; {versions()}\n\n"
         f"Ops per row: {counts} (in {blocks} alternating blocks, after warm-up); "
         f"took {time.perf_counter() - started:.0f} s.\n\n{table(results)}\n"
