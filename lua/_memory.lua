@@ -15,15 +15,6 @@
 
 local IDS, META, TOMBS, TEXTS, LOG = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local CHANNEL = table.remove(ARGV, 1)
-local HEX = '[0-9a-f]'
-local STAMP_SHAPE = '^' .. HEX:rep(12) .. '%-' .. HEX:rep(6) .. '%-' .. HEX:rep(16) .. '$'
-
--- True when s is a clock stamp as rmem writes them. Last writer wins compares stamps as
--- strings, so a stored value of another shape would win or lose every comparison.
-local function is_stamp(s)
-  return s and string.find(s, STAMP_SHAPE) ~= nil
-end
-
 -- The error for a record hash whose stamp or times were not written by rmem, else nil (also
 -- when there is no hash). A write must not guess whether such a record is older than itself.
 local function damaged_record(key)

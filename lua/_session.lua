@@ -2,12 +2,13 @@
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
 -- Every session write script takes the same first ARGV:
 --   ARGV[1] sync channel (pub/sub hint)   ARGV[2] session id   ARGV[3] change log MAXLEN
---   ARGV[4] stamp of this operation   ARGV[5] most ms a stamp may be ahead of TIME
+--   ARGV[4] stamp of this operation   ARGV[5] most ms a stamp may be ahead of TIME, with an
+--   'r' before it for a write replayed from a client's fallback outbox (see REPLAYED)
 -- The meta hash holds: v (format), created, updated, anchor (ms the absolute TTL counts from),
 -- count, bytes, rev (revision), ttl (ms, 0 = keep forever), sliding (0|1), pst (stamp of the TTL
 -- policy), clr (stamp of the last clear), del (stamp of the delete, only on a tombstone: a
--- deleted session's meta keeps just v, rev and del), ht (see HT below), and
--- '#<message id>' -> message stamp.
+-- deleted session's meta keeps just v, rev and del), ht (see HT below), top (the stamp of the
+-- newest message stored, or later: pops leave it), and '#<message id>' -> message stamp.
 -- msgs members are <stamp (36 chars)><index (6 hex)><message id>\0<payload>, all with score 0,
 -- so the set is ordered by (stamp, index, id): every message of one batch shares the batch's
 -- stamp, so a batch stays contiguous. Stamps are fixed-width hybrid logical clock strings.
@@ -17,12 +18,44 @@
 --!include _meta.lua
 
 local META, MSGS, CHANGES = KEYS[1], KEYS[2], KEYS[3]
-local CHANNEL, SID, MAXLEN, STAMP, BOUND = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local CHANNEL, SID, MAXLEN, STAMP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+-- A write made now follows Redis's order: one that finds a message, clear, delete or TTL
+-- policy stamped at or after its own stamp (another host's clock runs ahead, or both fell in
+-- the same millisecond) takes a stamp after it (follow) instead of losing to it or sorting
+-- before it. A replayed write was made earlier, while its client could not reach Redis: it
+-- keeps its stamp, so a write made before a clear it never saw stays cleared (last writer
+-- wins, docs/decisions.md 19 and 41).
+local REPLAYED = string.sub(ARGV[5], 1, 1) == 'r'
+local BOUND = tonumber(REPLAYED and string.sub(ARGV[5], 2) or ARGV[5])
 -- The value of the meta field 'ht', written with the fixed fields: longer than Redis's
 -- hash-max-listpack-value (64), so the meta hash is a hash table from its first write. As a
 -- listpack (up to 512 fields, so any session under ~500 messages) every field that is looked
 -- up and absent, as each new message id is, costs a scan of the whole hash.
 local HT = 'over 64 bytes, so this hash is a hash table (see rmem docs/decisions.md, 26)'
+
+-- The least stamp after `stamp` that carries this write's node id: the next counter in the
+-- same millisecond (the next millisecond when the counter is full).
+local function stamp_after(stamp)
+  local wall = tonumber(string.sub(stamp, 1, 12), 16)
+  local counter = tonumber(string.sub(stamp, 14, 19), 16) + 1
+  if counter > 16777215 then wall, counter = wall + 1, 0 end
+  return string.format('%012x-%06x-', wall, counter) .. string.sub(STAMP, 21, 36)
+end
+
+-- Move STAMP (a write made now) after `stamp` unless it is already after it; nil, '' and a
+-- value that is not a stamp (damage written by something else) leave it as it is.
+local function follow(stamp)
+  if stamp and stamp >= STAMP and is_stamp(stamp) then STAMP = stamp_after(stamp) end
+end
+
+-- The stamp of the session's newest message, or nil when it holds none (or its msgs key is
+-- of another type: written by something else, it holds nothing of rmem's).
+local function newest_stamp()
+  if redis.call('TYPE', MSGS)['ok'] ~= 'zset' then return nil end
+  local newest = redis.call('ZRANGE', MSGS, -1, -1)
+  if #newest == 0 then return nil end
+  return string.sub(newest[1], 1, 36)
+end
 
 -- Give every key of the session the same expiry, so a history never expires in part.
 -- ttl: ms (0 = keep forever); sliding: true restarts it now, false counts it from anchor (ms);

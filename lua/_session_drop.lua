@@ -2,16 +2,17 @@
 -- _session.lua; not a script on its own).
 
 local FIXED = {'v', 'created', 'updated', 'anchor', 'count', 'bytes', 'rev', 'ttl', 'sliding',
-  'pst', 'clr', 'del', 'ht'}
+  'pst', 'clr', 'del', 'ht', 'top'}
 
--- True when the session holds a message stamped after `stamp`: a clear or delete stamped
--- earlier (one replayed after an outage) must leave such messages alone (last writer wins).
-local function has_newer(stamp)
-  -- A msgs key of another type (written by something else) holds nothing of rmem's: clear
-  -- and delete then remove it whole, which heals the session.
-  if redis.call('TYPE', MSGS)['ok'] ~= 'zset' then return false end
-  local newest = redis.call('ZRANGE', MSGS, -1, -1)
-  return #newest > 0 and string.sub(newest[1], 1, 36) > stamp
+-- The stamp a clear or delete removes messages up to: a clear or delete made now removes every
+-- message Redis holds, so it goes after the newest one when that one is stamped at or after
+-- it (STAMP changes; the change log and the hint carry the new one). A replayed one keeps its
+-- stamp and leaves newer messages alone (last writer wins). Returns the newest message's
+-- stamp (nil when there is none).
+local function settle_stamp()
+  local newest = newest_stamp()
+  if newest and newest >= STAMP and not REPLAYED then STAMP = stamp_after(newest) end
+  return newest
 end
 
 -- Remove the messages stamped at or before `stamp`; returns how many went and their bytes.

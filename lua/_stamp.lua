@@ -14,3 +14,12 @@ local function check_stamp(stamp, now, bound)
   end
   return nil
 end
+
+local HEX = '[0-9a-f]'
+local STAMP_SHAPE = '^' .. HEX:rep(12) .. '%-' .. HEX:rep(6) .. '%-' .. HEX:rep(16) .. '$'
+
+-- True when s is a clock stamp as rmem writes them. Last writer wins compares stamps as
+-- strings, so a stored value of another shape would win or lose every comparison.
+local function is_stamp(s)
+  return s and string.find(s, STAMP_SHAPE) ~= nil
+end

@@ -2,20 +2,26 @@
 -- Creates the session when absent, applies its TTL policy to every key, bumps its revision,
 -- records the change and publishes a sync hint.
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
--- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua) (ARGV[4] is the newest stamp of the batch)
+-- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua);
+--         ARGV[4] is the stamp every member of the batch starts with
 -- ARGV[6] policy_given: 1 = this call sets the session's TTL policy, 0 = keep the stored one
 --         (a new session always takes ARGV[7..8]; a stored policy with a newer stamp wins)
 -- ARGV[7] ttl in ms (0 = keep forever)   ARGV[8] sliding (0|1)
 -- ARGV[9] created_at in ms for a new session (-1 = now; import passes the original)
 -- ARGV[10..] pairs of (message id, member) where member = <stamp><index><id>\0<payload>
 --   (index: 6 hex digits, the message's place in its batch; a batch shares one stamp)
--- A message whose stamp is not after the session's last clear or delete is dropped (a delayed
--- write cannot bring back what a newer clear or delete removed).
+-- A write made now lands after everything the session holds, in Redis's order: when its stamp
+-- is not after the session's newest message ('top'), last clear or delete, or (when it sets
+-- one) TTL policy, the batch takes the least stamp after all of them (its members are
+-- rewritten). A replayed write keeps its stamp, so a message stamped at or before the last
+-- clear or delete is dropped (a delayed write cannot bring back what a newer clear or delete
+-- removed) and one stamped before newer messages sorts among them.
 -- Errors: RMEM_VALIDATION for a malformed or future stamp; RMEM_CORRUPT when created, count,
 --   bytes, rev, ttl, sliding or anchor in the meta hash is damaged (see _meta.lua); either way
 --   nothing is written.
 -- Returns {created (0|1), created ms, message count, bytes, revision, messages added, change id,
---   server time ms, ms before the keys expire for a sliding TTL (-1: not sliding, or forever)}
+--   server time ms, ms before the keys expire for a sliding TTL (-1: not sliding, or forever),
+--   the stamp the batch was stored under (ARGV[4] unless this script moved it)}
 -- Cost (docs/decisions.md, 26): one HMGET reads the meta fields and each message id's dedupe
 -- field, one HSET and one ZADD write them (per 1000 messages); tables are built whole by
 -- constructors where they can be (a table grown one key at a time is rehashed as it grows).
@@ -33,9 +39,9 @@ local CHUNK = 1000  -- messages per HMGET, HSET or ZADD: unpack() stops near 800
 local n = (nargs - 9) / 2
 
 -- m[1..NF] are these meta fields; m[NF + k] is the stamp stored for message k's id, if any.
-local NF = 10
+local NF = 11
 local fields = {'created', 'count', 'bytes', 'rev', 'ttl', 'sliding', 'anchor', 'pst', 'clr',
-  'exp', '#' .. ARGV[10]}
+  'exp', 'top', '#' .. ARGV[10]}
 for k = 2, n do fields[NF + k] = '#' .. ARGV[8 + 2 * k] end
 local m
 if n <= CHUNK then
@@ -60,6 +66,17 @@ if not exists then
   -- Leftovers of an expiring or deleted session never carry over.
   redis.call('DEL', MSGS)
   count, bytes = 0, 0
+end
+if not REPLAYED then
+  -- Follow the last clear or delete, the newest message ('top'; a session written before
+  -- rmem kept 'top' is asked) and the policy this append may replace.
+  local stamp = STAMP
+  follow(floor)
+  if count > 0 then follow(m[11] or newest_stamp()) end
+  if ARGV[6] == '1' then follow(m[8]) end
+  if STAMP ~= stamp then
+    for k = 1, n do ARGV[9 + 2 * k] = STAMP .. string.sub(ARGV[9 + 2 * k], 37) end
+  end
 end
 local old_ttl = tonumber(m[5]) or 0
 local ttl, sliding = old_ttl, m[6]
@@ -124,6 +141,10 @@ if added > 0 then
     hset[#hset + 1] = 'exp'
     hset[#hset + 1] = exp
   end
+  if STAMP > (m[11] or '') then
+    hset[#hset + 1] = 'top'
+    hset[#hset + 1] = STAMP
+  end
   if not more then
     redis.call('HSET', META, unpack(hset))
     redis.call('ZADD', MSGS, 0, member)
@@ -143,7 +164,7 @@ if added > 0 then
   end
 elseif not exists then
   -- Every message was older than the delete that removed the session: nothing comes back.
-  return {0, 0, 0, 0, rev, 0, '', now, -1}
+  return {0, 0, 0, 0, rev, 0, '', now, -1, STAMP}
 elseif set_policy then
   rev = rev + 1
   local hset = {'ttl', ttl, 'sliding', sliding, 'pst', STAMP, 'rev', rev}
@@ -156,4 +177,4 @@ if expire_keys then
 end
 local left = -1
 if ttl > 0 and sliding == '1' then left = (exp or tonumber(m[10])) - now end
-return {exists and 0 or 1, created_ms, count, bytes, rev, added, change, now, left}
+return {exists and 0 or 1, created_ms, count, bytes, rev, added, change, now, left, STAMP}

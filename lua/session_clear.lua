@@ -1,6 +1,8 @@
 -- session_clear: remove every message of a session; the session itself (meta, TTL) stays.
--- Messages stamped before this clear can never come back (a delayed append is dropped), and
--- messages stamped after it stay (a clear replayed after an outage is ordered by its stamp).
+-- A clear made now removes every message Redis holds (its stamp moves after the newest one's
+-- when needed, see settle_stamp). A replayed clear keeps its stamp: messages stamped after it
+-- stay (a clear replayed after an outage is ordered by its stamp). Either way messages stamped
+-- at or before it can never come back (a delayed append is dropped).
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
 -- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua)
 -- Returns how many messages were removed, or -1 when the session does not exist.
@@ -23,10 +25,11 @@ refused, bad = check_integers(META, names, m, 8,
 if refused then return refused end
 if not m[5] then return -1 end
 local rev = next_rev(tonumber(m[3]), bad and bad.rev, now)
+local newest = settle_stamp()
 local clr = m[9] or ''
 if STAMP > clr then clr = STAMP end
 local removed = tonumber(m[1])
-if has_newer(STAMP) then
+if newest and newest > STAMP then
   local n, b = drop_through(STAMP)
   local count, bytes = removed, tonumber(m[2])
   if count and bytes then

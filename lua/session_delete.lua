@@ -4,8 +4,10 @@
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
 -- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua)
 -- ARGV[6] ms to keep the tombstone
--- Messages stamped after this delete (a delete replayed after an outage, while others wrote)
--- outlive it: the session stays with just those, as if a later append had re-created it.
+-- A delete made now removes every message Redis holds (its stamp moves after the newest one's
+-- when needed, see settle_stamp). Messages stamped after a replayed delete (one made during an
+-- outage, while others wrote) outlive it: the session stays with just those, as if a later
+-- append had re-created it.
 -- Damage (see _meta.lua): delete heals whatever something else wrote into the meta hash's
 -- integer fields; it is how a user gets rid of a session rmem refuses to read. Damaged
 -- counters (count, bytes, updated, rev) are rewritten when newer messages keep the session;
@@ -32,7 +34,8 @@ if not exists and not bad then return 0 end
 bad = bad or {}
 local rev = next_rev(tonumber(m[2]), bad.rev, now)
 local keeps = not (bad.created or bad.ttl or bad.sliding or bad.anchor)
-if exists and keeps and has_newer(STAMP) then
+local newest = exists and settle_stamp()
+if keeps and newest and newest > STAMP then
   local n, b = drop_through(STAMP)
   local count, bytes = tonumber(m[3]), tonumber(m[4])
   if count and bytes then

@@ -1,5 +1,6 @@
--- session_expire: set a session's TTL policy and restart its clock now (last writer wins: a
--- policy stamped before the stored one changes nothing).
+-- session_expire: set a session's TTL policy and restart its clock now. A call made now wins
+-- over the stored policy (its stamp moves after the stored one's when needed); a replayed one
+-- follows last writer wins: stamped before the stored policy, it changes nothing.
 -- KEYS[1] meta hash   KEYS[2] msgs sorted set   KEYS[3] change log stream
 -- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua)
 -- ARGV[6] ttl in ms (0 = keep forever)   ARGV[7] sliding (0|1|-1 = keep the stored flag)
@@ -16,6 +17,7 @@ local m = redis.call('HMGET', META, unpack(names))
 refused = check_integers(META, names, m, 3)
 if refused then return refused end
 if not m[1] then return 0 end
+if not REPLAYED then follow(m[4]) end
 if STAMP <= (m[4] or '') then return 1 end
 local ttl, sliding = tonumber(ARGV[6]), ARGV[7]
 if sliding == '-1' then sliding = m[2] or '0' end

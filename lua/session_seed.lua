@@ -33,8 +33,8 @@ local CHUNK = 1000  -- fields per HMGET and values per HSET or ZADD: unpack() st
 local n = (nargs - 11) / 2
 
 -- m[1..NF] are these meta fields; m[NF + k] is the stamp stored for message k's id, if any.
-local NF = 9
-local fields = {'created', 'count', 'bytes', 'rev', 'ttl', 'sliding', 'anchor', 'clr', 'del'}
+local NF = 10
+local fields = {'created', 'count', 'bytes', 'rev', 'ttl', 'sliding', 'anchor', 'clr', 'del', 'top'}
 for k = 1, n do fields[NF + k] = '#' .. ARGV[10 + 2 * k] end
 local m = {}
 for from = 1, NF + n, CHUNK do
@@ -54,7 +54,7 @@ if not exists then
   count, bytes = 0, 0
 end
 
-local hset, zadd, seen, added = {}, {}, {}, 0
+local hset, zadd, seen, added, top = {}, {}, {}, 0, m[10] or ''
 for k = 1, n do
   local id, member = ARGV[10 + 2 * k], ARGV[11 + 2 * k]
   local stamp = string.sub(member, 1, 36)
@@ -64,6 +64,7 @@ for k = 1, n do
     bytes = bytes + #member - 43 - #id
     hset[2 * added - 1], hset[2 * added] = fields[NF + k], stamp
     zadd[2 * added - 1], zadd[2 * added] = 0, member
+    if stamp > top then top = stamp end
   end
 end
 if added == 0 then return 0 end
@@ -96,6 +97,10 @@ else
   end
 end
 for i = 1, #tail do hset[#hset + 1] = tail[i] end
+if top ~= (m[10] or '') then  -- the newest message's stamp (see session_append)
+  hset[#hset + 1] = 'top'
+  hset[#hset + 1] = top
+end
 call_chunked('HSET', META, hset, 2 * CHUNK)
 call_chunked('ZADD', MSGS, zadd, 2 * CHUNK)
 if not exists and ttl > 0 then

@@ -73,6 +73,11 @@ _STATE_EVENTS: dict[State, EventKind] = {
 _READ_ONLY = frozenset({"session_read", "session_sync", "memory_count"})
 _WRITE_COMMANDS = frozenset({b"ZADD", b"ZREM", b"DEL", b"HSET", b"HDEL", b"UNLINK"})
 _REPLAY_CHUNK = 200  # outbox entries per round trip while replaying
+# The scripts that take the session scripts' common arguments (lua/_session.lua), whose fifth
+# is the stamp bound: a replayed call sends it with an 'r' before it.
+_SESSION_SCRIPTS = frozenset(
+    {"session_append", "session_clear", "session_delete", "session_expire", "session_pop"}
+)
 _PROBE_MAX_WAIT = 1.0  # longest pause between two probes of an unreachable Redis
 
 
@@ -540,9 +545,34 @@ def _fields(entry: Entry) -> tuple[str, tuple[str, ...], tuple[Arg, ...]]:
 
 
 def _as_step(entry: Entry) -> Step:
+    """The call that replays ``entry`` (into Redis, or into a fresh local store)."""
     if not entry.script:
         return entry.args
-    return ScriptCall(_lua.script(entry.script), entry.keys, entry.args)
+    return ScriptCall(
+        _lua.script(entry.script), entry.keys, replayed_args(entry.script, entry.args)
+    )
+
+
+def replayed_args(script: str, args: Sequence[Arg]) -> tuple[Arg, ...]:
+    """``args`` of a session script call marked as replayed: the call was made while Redis
+    was unreachable, so its stamp, not the order Redis runs it in, places it (last writer
+    wins against what others wrote meanwhile; see ``lua/_session.lua``). Other calls, and
+    calls marked already (a journal written by an earlier process), are returned as given.
+    """
+    marked = list(args)
+    if script in _SESSION_SCRIPTS:
+        _mark(marked, 4)
+    elif script == "agentsession_replace":  # (n, session_clear's n args, session_append's)
+        n = int(marked[0])
+        _mark(marked, 1 + 4)
+        _mark(marked, 1 + n + 4)
+    return tuple(marked)
+
+
+def _mark(args: list[Arg], index: int) -> None:
+    bound = _text(args[index])
+    if not bound.startswith("r"):
+        args[index] = "r" + bound
 
 
 def _text(value: Any) -> str:

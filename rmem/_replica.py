@@ -324,7 +324,7 @@ class SyncEngine:
             replica = self._sessions.get(key)
             if replica is None:
                 return False
-            created, created_ms, count, size, rev, added, change, now_ms, left = reply
+            created, created_ms, count, size, rev, added, change, now_ms, left = reply[:9]
             rev, added = int(rev), int(added)
             replica.gen += 1
             orphaned = False

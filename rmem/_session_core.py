@@ -175,6 +175,21 @@ def member_head(stamp: str, index: int, message_id: str) -> bytes:
     return f"{stamp}{index:06x}{message_id}".encode()
 
 
+def stored_heads(reply: Sequence[Any], stamp: str, heads: list[bytes]) -> list[bytes] | None:
+    """The heads ``session_append`` stored a batch under, when it moved the batch's stamp.
+
+    A write made now goes after everything its session holds (``lua/_session.lua``): when the
+    session held a message, clear, delete or policy stamped at or after ``stamp``, the script
+    rewrote the batch's stamp and returns the new one last. None when it kept ``stamp``.
+    """
+    moved = reply[9]
+    moved = moved.decode() if isinstance(moved, bytes) else str(moved)
+    if moved == stamp:
+        return None
+    head = moved.encode()
+    return [head + h[STAMP_LEN:] for h in heads]
+
+
 def member_prefix(raw: bytes) -> bytes:
     """Return ``<stamp><index><id>`` of a stored member."""
     return raw[: raw.index(b"\0", HEAD_LEN)]

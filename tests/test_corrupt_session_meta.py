@@ -19,6 +19,7 @@ import redis
 
 import rmem
 from rmem import _lua
+from rmem._fallback import replayed_args
 from rmem._hlc import Stamp
 from rmem._keys import SessionKeys, session_keys, sync_channel
 from tests.conftest import Api
@@ -205,6 +206,7 @@ def _old_delete(raw: redis.Redis, namespace: str, session_id: str) -> Any:
     stamp = Stamp(1, 0, "0" * 16).encode()
     keys = session_keys(namespace, session_id)
     args = (sync_channel(namespace), session_id, 1000, stamp, 60_000, 60_000)
+    args = replayed_args("session_delete", args)  # as the fallback replays it
     return raw.eval(_lua.SESSION_DELETE.source, 3, *keys, *args)
 
 

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 import rmem
-from rmem._fallback import _run_commands, session_seed
+from rmem._fallback import _run_commands, replayed_args, session_seed
 from rmem._keys import SERVER_MARK, session_keys
 from rmem._lua import commands_of
 from rmem._session_core import HEAD_LEN
@@ -152,6 +152,47 @@ def test_offline_clear_and_delete_keep_what_others_wrote_later(api: Api, proxy: 
     for sid in ("cleared", "deleted"):
         assert _contents(other.session(sid)) == ["newer"], sid
         assert other.session(sid).count() == 1
+
+
+def test_an_offline_append_made_before_a_clear_stays_cleared(api: Api, proxy: FaultProxy) -> None:
+    # A write replayed from the outbox keeps its stamp (lua/_session.lua): one made before a
+    # clear it never saw does not come back, while a write made now after the clear would.
+    c = _make(api, proxy.url)
+    other = api.client()
+    s = c.session("late")
+    s.append({"role": "user", "content": "old"})
+    assert c.wait_synced()
+    _wait(lambda: _held(c, "late"))
+    proxy.drop()
+    s.append({"role": "user", "content": "offline"})  # degraded; stamped now
+    assert c.health().state == "degraded"
+    time.sleep(0.01)
+    assert other.session("late").clear() == 1  # later, by the clock
+    proxy.heal()
+    _wait(_recovered(c))
+    assert _contents(other.session("late")) == []
+    assert other.session("late").count() == 0
+
+
+def test_replayed_calls_are_marked_once_and_only_session_scripts(namespace: str) -> None:
+    session = ("chan", "sid", 1000, "s" * 36, 60000)
+    assert replayed_args("session_append", (*session, 0, 0, 0, -1, "id", b"m")) == (
+        *session[:4],
+        "r60000",
+        0,
+        0,
+        0,
+        -1,
+        "id",
+        b"m",
+    )
+    assert replayed_args("session_clear", (*session[:4], "r60000")) == (*session[:4], "r60000")
+    replace = (5, *session, *session, 0, 0, 0, -1, "id", b"m")
+    marked = replayed_args("agentsession_replace", replace)
+    assert marked[5] == "r60000" and marked[10] == "r60000"
+    assert marked[:5] + marked[6:10] + marked[11:] == replace[:5] + replace[6:10] + replace[11:]
+    memory = ("chan", "id", "r", 60000)
+    assert replayed_args("memory_put", memory) == memory
 
 
 def test_offline_pop_removes_that_message_not_the_newest(api: Api, proxy: FaultProxy) -> None:

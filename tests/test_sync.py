@@ -17,7 +17,7 @@ import redis
 
 import rmem
 from rmem import _lua
-from rmem._hlc import Clock
+from rmem._hlc import Clock, parse_stamp
 from rmem._keys import session_keys
 from rmem._replica import SyncEngine
 
@@ -111,8 +111,11 @@ def test_pop_clear_and_delete_reach_other_replicas(pair: tuple[rmem.Client, rmem
         sb.info()
 
 
-def test_messages_are_ordered_by_stamp_on_every_instance(redis_url: str, namespace: str) -> None:
-    # A's clock runs 200 ms ahead of B's: A's message, written first, sorts after B's.
+def test_writes_are_ordered_as_redis_ran_them_on_every_instance(
+    redis_url: str, namespace: str
+) -> None:
+    # A's clock runs 200 ms ahead of B's. B's message, written after A's, still sorts after it
+    # (Redis moves its stamp after A's), on every instance, and B's clock then follows A's.
     now = lambda: time.time_ns() // 1_000_000  # noqa: E731
     a = rmem.Client.from_url(redis_url, namespace=namespace)
     b = rmem.Client.from_url(redis_url, namespace=namespace)
@@ -121,20 +124,32 @@ def test_messages_are_ordered_by_stamp_on_every_instance(redis_url: str, namespa
     try:
         first = a.session("order").append({"role": "user", "content": "from A"})
         second = b.session("order").append({"role": "user", "content": "from B"})
-        expected = [second.id, first.id]
+        third = b.session("order").append({"role": "user", "content": "from B again"})
+        expected = [first.id, second.id, third.id]
         assert redis_messages(redis_url, namespace, "order") == expected
         for c in (a, b):
             c.session("order").messages()
             wait_until(lambda c=c: replica_messages(c, "order") == expected)
         assert [m.id for m in a.session("order").messages()] == expected
+        assert [m.id for m in b.session("order").messages()] == expected
+        with redis.Redis.from_url(redis_url) as raw:
+            stamps = [
+                m[:36].decode() for m in raw.zrange(session_keys(namespace, "order").msgs, 0, -1)
+            ]
+        assert stamps == sorted(stamps) and len(set(stamps)) == 3
+        assert stamps[1].endswith(b.node_id) and stamps[2].endswith(b.node_id)
+        # B's clock took A's time on: its third write needed no move.
+        assert parse_stamp(stamps[2]) == b._clock.last
         popped = a.session("order").pop()
-        assert popped is not None and popped.id == first.id  # the newest (stamp, id)
+        assert popped is not None and popped.id == third.id  # the newest
     finally:
         a.close()
         b.close()
 
 
-def test_delayed_older_append_cannot_resurrect_or_undo(redis_url: str, namespace: str) -> None:
+def test_a_late_clock_cannot_lose_or_misplace_a_write_made_now(
+    redis_url: str, namespace: str
+) -> None:
     now = lambda: time.time_ns() // 1_000_000  # noqa: E731
     with (
         rmem.Client.from_url(redis_url, namespace=namespace) as live,
@@ -142,19 +157,24 @@ def test_delayed_older_append_cannot_resurrect_or_undo(redis_url: str, namespace
     ):
         late._clock = Clock(wall=lambda: now() - 10_000)  # its writes carry older stamps
         s = live.session("lww")
-        s.append({"role": "user", "content": "kept"})
+        s.append({"role": "user", "content": "cleared"})
         s.clear()
-        late.session("lww").append({"role": "user", "content": "before the clear"})
-        assert s.count() == 0 and s.messages() == []
-        s.append({"role": "user", "content": "after"})
+        late.session("lww").append({"role": "user", "content": "after the clear"})
+        assert [m.content for m in s.messages()] == ["after the clear"] and s.count() == 1
+        late.session("lww").clear()  # clears what Redis holds, newer stamps included
+        assert s.count() == 0
+        s.append({"role": "user", "content": "deleted"})
         s.delete()
-        late.session("lww").append({"role": "user", "content": "before the delete"})
-        assert not s.exists() and live.sessions() == []
-        # A TTL policy stamped earlier than the stored one loses too.
+        late.session("lww").append({"role": "user", "content": "after the delete"})
+        assert [m.content for m in s.messages()] == ["after the delete"]
+        assert live.sessions() == ["lww"]
+        late.session("lww").delete()
+        assert not s.exists()
+        # A TTL policy set later wins, whatever its clock says.
         fresh = live.session("policy", ttl=None)
         fresh.append({"role": "user"})
         late.session("policy").expire(60)
-        assert fresh.info().ttl_policy is None
+        assert fresh.info().ttl_policy == 60
 
 
 def test_events_from_every_instance(pair: tuple[rmem.Client, rmem.Client]) -> None:

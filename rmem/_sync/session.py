@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rmem import _lua
 from rmem._errors import BackendError, CorruptDataError, NotFoundError, RmemError
+from rmem._hlc import parse_stamp
 from rmem._keys import session_keys, sync_channel
 from rmem._lua import Arg, ScriptCall
 from rmem._models import Message, SessionInfo
@@ -26,6 +27,7 @@ from rmem._session_core import (
     find_damage,
     parse_read,
     prepare_batch,
+    stored_heads,
 )
 from rmem._validate import check_ttl
 
@@ -152,6 +154,12 @@ class Session:
         reply = self._run(
             _lua.SESSION_APPEND, self._write_args(stamp, *policy, created_ms, *args)
         )
+        moved = stored_heads(reply, stamp, heads)
+        if moved is not None:
+            # Redis placed the batch after what the session held, stamped by another clock
+            # (lua/_session.lua): later writes of this client stamp after it too.
+            heads = moved
+            self._clock.observe(parse_stamp(reply[9]))
         orphaned = False
         if self._sync is not None:
             # The replica holds what Redis holds: decoded copies (tuples read back as lists,
