@@ -158,6 +158,24 @@ def test_every_message_kind_round_trips(history: RmemChatMessageHistory) -> None
     )
 
 
+@pytest.mark.parametrize("sync", [True, False])
+def test_extra_fields_named_like_the_stored_ones_round_trip(
+    redis_url: str, namespace: str, sync: bool
+) -> None:
+    # The adapter stores LangChain's id as lc_id and keeps extra fields of reserved names
+    # under lc_fields; an extra field named lc_id must not take the id's place.
+    messages: list[BaseMessage] = [
+        AIMessage("a", id="real", lc_id="extra"),
+        AIMessage("b", lc_id="extra", lc_type="t", lc_fields={"k": 1}, created_at=5, metadata={}),
+    ]
+    with rmem.Client.from_url(redis_url, namespace=namespace, sync=sync) as c:
+        RmemChatMessageHistory("extras", client=c).add_messages(messages)
+        assert_same(RmemChatMessageHistory("extras", client=c).messages, messages)
+    with rmem.Client.from_url(redis_url, namespace=namespace, sync=False) as other:
+        for _ in range(3):  # the first reads decode; later ones come from the kept forms
+            assert_same(RmemChatMessageHistory("extras", client=other).messages, messages)
+
+
 def test_reading_rebuilds_what_validation_would(history: RmemChatMessageHistory) -> None:
     history.add_messages(every_kind())
     stored = history.session.messages()
@@ -250,7 +268,22 @@ def test_mixing_sync_and_async_calls_reads_your_own_writes(redis_url: str, names
             for i in range(15):  # async writes, sync reads (through to Redis)
                 await history.aadd_messages([AIMessage(f"a{i}")])
                 assert history.messages[-1] == AIMessage(f"a{i}")
+            await history.aget_messages()  # the async client now holds a replica
+            for i in range(30):  # sync writes, async reads: the replica does not serve stale
+                history.add_messages([HumanMessage(f"s{i}")])
+                assert (await history.aget_messages())[-1] == HumanMessage(f"s{i}")
+                history.clear()
+                assert await history.aget_messages() == []
             history.close()
+        async with rmem.AsyncClient.from_url(redis_url, namespace=namespace) as aclient:
+            with rmem.Client.from_url(redis_url, namespace=namespace) as client:
+                both = RmemChatMessageHistory("both", client=client, async_client=aclient)
+                assert both.messages == [] and await both.aget_messages() == []  # two replicas
+                for i in range(30):  # each client's replica sees the other's writes at once
+                    both.add_messages([HumanMessage(f"s{i}")])
+                    assert (await both.aget_messages())[-1] == HumanMessage(f"s{i}")
+                    await both.aadd_messages([AIMessage(f"a{i}")])
+                    assert both.messages[-1] == AIMessage(f"a{i}")
 
     asyncio.run(main())
 

@@ -175,13 +175,14 @@ def _item_of(stored: dict[str, Any]) -> tuple[dict[str, Any], str]:
     role = stored.pop("role", None)
     stored.pop("created_at", None)
     stored.pop("metadata", None)
+    lc_id = stored.pop("lc_id", None)  # before lc_fields, which may hold a field named lc_id
     clashes = stored.pop("lc_fields", None)
     if isinstance(clashes, dict):
         stored.update(clashes)
     data = stored
     data.setdefault("content", None)
     data.setdefault("name", None)
-    data["id"] = data.pop("lc_id", None)
+    data["id"] = lc_id
     data["type"] = lc_type
     if _base_type(lc_type) == "chat":
         data.setdefault("role", role)
@@ -500,11 +501,26 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
                 JSON-like, or is over ``max_message_bytes``; nothing is written then.
             UnavailableError: Redis cannot be reached.
         """
-        extend_encoded(self._session, *_encode(messages, self._settings))
+        batch, payloads = _encode(messages, self._settings)
+        try:
+            extend_encoded(self._session, batch, payloads)
+        finally:
+            self._wrote(self._session)
 
     def clear(self) -> None:
         """Delete the session and every message in it (nothing happens when it is empty)."""
-        self._session.delete()
+        try:
+            self._session.delete()
+        finally:
+            self._wrote(self._session)
+
+    def _wrote(self, through: Session | AsyncSession) -> None:
+        # A write through one of this history's two clients: the other one's local replica
+        # must not serve the session until it has caught up (the change notice may not have
+        # reached it yet), so a read through either client sees the history's own writes.
+        for session in (self._session, self._async_session):
+            if session is not None and session is not through and session._sync is not None:
+                session._sync.changed_session(session.namespace, session.id)
 
     async def aget_messages(self) -> list[BaseMessage]:
         """Async :attr:`messages`."""
@@ -523,15 +539,21 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
             return
         if self._async_session is None:
             await self._in_executor(lambda: extend_encoded(self._session, batch, payloads))
-        else:
+            return
+        try:
             await aextend_encoded(self._async_session, batch, payloads)
+        finally:
+            self._wrote(self._async_session)
 
     async def aclear(self) -> None:
         """Async :meth:`clear`."""
         if self._async_session is None:
             await self._in_executor(self._session.delete)
-        else:
+            return
+        try:
             await self._async_session.delete()
+        finally:
+            self._wrote(self._async_session)
 
     def __len__(self) -> int:
         """How many messages the session holds (as ``RedisChatMessageHistory``)."""
