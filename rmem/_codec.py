@@ -54,7 +54,7 @@ def pack(
     """Encode ``obj`` (JSON-like values only) into a versioned payload.
 
     ``max_size`` bounds the msgpack encoding before compression, so a limit means the same
-    whatever the compression ratio.
+    whatever the compression ratio (rmem passes ``max_message_bytes``, which the error names).
 
     Raises:
         ValidationError: ``obj`` holds a value msgpack cannot encode (an int beyond 64 bits,
@@ -65,7 +65,9 @@ def pack(
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(f"value cannot be encoded: {exc}") from None
     if max_size is not None and len(body) > max_size:
-        raise ValidationError(f"{len(body)} bytes encoded; the limit is {max_size}")
+        raise ValidationError(
+            f"{len(body)} bytes encoded; the limit is {max_size} (max_message_bytes)"
+        )
     if len(body) >= compress_threshold:
         compressed = lz4.block.compress(body, store_size=True)
         if len(compressed) < len(body):

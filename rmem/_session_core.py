@@ -128,7 +128,7 @@ def encode_message(
     try:
         return pack(msg.to_dict(), compress_threshold=compress_threshold, max_size=max_bytes)
     except ValidationError as exc:
-        raise ValidationError(f"invalid {where}: {exc} (max_message_bytes)") from None
+        raise ValidationError(f"invalid {where}: {exc}") from None
 
 
 def prepare_batch(

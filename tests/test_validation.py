@@ -85,8 +85,12 @@ def test_message_over_the_size_limit(api: Api) -> None:
     s = c.session("limit")
     s.append({"role": "user", "content": "x" * 9_000})
     before = _snapshot(s)
-    with pytest.raises(rmem.ValidationError, match="limit"):
+    with pytest.raises(rmem.ValidationError, match=r"the limit is 10000 \(max_message_bytes\)"):
         s.append({"role": "user", "content": "y" * 20_000})
+    # a value msgpack cannot hold is not a size problem: the error does not name the setting
+    with pytest.raises(rmem.ValidationError, match="cannot be encoded") as info:
+        s.append({"role": "user", "content": 2**70})
+    assert "max_message_bytes" not in str(info.value)
     # compressible content is judged by its real size, not its compressed size
     with pytest.raises(rmem.ValidationError, match="limit"):
         s.append({"role": "user", "content": "z" * 50_000})

@@ -146,7 +146,7 @@ def encode_many(
         try:
             payloads.append(pack(stored, compress_threshold=threshold, max_size=max_size))
         except ValidationError as exc:
-            raise ValidationError(f"invalid {where(index)}: {exc} (max_message_bytes)") from None
+            raise ValidationError(f"invalid {where(index)}: {exc}") from None
         # The message those bytes decode to, made as Message.from_stored_many makes one (its
         # state set directly: every value was checked above).
         message = new(Message)
