@@ -372,8 +372,12 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
     """A LangChain chat message history stored in an rmem session.
 
     Every process (and every API replica) that opens the same ``session_id`` in the same
-    namespace sees the same history at once. ``add_messages`` writes all its messages in one
-    atomic round trip: writers in other processes never split a batch, and nothing is lost.
+    namespace sees the same history: a client made with ``sync=False`` reads Redis on every
+    call and sees every write at once; a default client answers from its local replica, which
+    always holds this process's own writes and follows other processes' within milliseconds
+    (their change notice; docs/integrations.md). ``add_messages`` writes all its messages in
+    one atomic round trip, in the order Redis runs the calls: writers in other processes never
+    split a batch, and nothing is lost.
     The async methods (``aget_messages``, ``aadd_messages``, ``aclear``) use an
     ``rmem.AsyncClient`` when the history was given one; otherwise they run the sync method
     in an executor, as LangChain's default does, so one client (and its local replica) serves
