@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -37,6 +37,7 @@ from langchain_core.messages import (
     FunctionMessageChunk,
     HumanMessage,
     HumanMessageChunk,
+    RemoveMessage,
     SystemMessage,
     SystemMessageChunk,
     ToolMessage,
@@ -355,6 +356,18 @@ def test_a_bad_message_refuses_the_whole_batch(history: RmemChatMessageHistory) 
     with pytest.raises(rmem.ValidationError, match="max_message_bytes"):
         history.add_messages([HumanMessage("x" * 2_000_000)])
     assert history.messages == [HumanMessage("kept")]
+
+
+def test_a_message_langchain_cannot_read_back_is_refused(history: RmemChatMessageHistory) -> None:
+    class Custom(BaseMessage):
+        type: Literal["custom"] = "custom"
+
+    history.add_messages([HumanMessage("kept")])
+    with pytest.raises(rmem.ValidationError, match="message 1 is of type 'custom'"):
+        history.add_messages([HumanMessage("not written"), Custom(content="c")])
+    assert history.messages == [HumanMessage("kept")]  # the history stays readable
+    history.add_messages([RemoveMessage(id="m1")])  # every type messages_from_dict reads
+    assert history.messages[-1] == RemoveMessage(id="m1")
 
 
 def test_empty_batch_does_nothing(history: RmemChatMessageHistory) -> None:

@@ -124,14 +124,20 @@ def to_rmem(message: BaseMessage, where: str = "message") -> dict[str, Any]:
     """Turn a LangChain message into the rmem message dict stored for it (no I/O).
 
     Raises:
-        ValidationError: ``message`` is not a LangChain ``BaseMessage``.
+        ValidationError: ``message`` is not a LangChain ``BaseMessage``, or is of a type
+            LangChain's ``messages_from_dict`` cannot rebuild (a subclass with its own type).
     """
     if not isinstance(message, BaseMessage):
         raise ValidationError(
             f"{where} must be a LangChain BaseMessage, not {type(message).__name__}"
         )
-    data = message.model_dump()
     lc_type = message.type
+    if lc_type not in _READABLE:
+        raise ValidationError(
+            f"{where} is of type {lc_type!r}, which LangChain's messages_from_dict cannot read "
+            "back: storing it would make the history unreadable"
+        )
+    data = message.model_dump()
     base = _base_type(lc_type)
     role = _ROLE_OF.get(base, lc_type)
     if base == "chat" and isinstance(data.get("role"), str) and data["role"].strip():
@@ -302,6 +308,8 @@ _CLASSES: Final[dict[str, type[BaseMessage]]] = {
         ToolMessageChunk,
     )
 }
+# The types messages_from_dict rebuilds: the classes above and RemoveMessage.
+_READABLE: Final = frozenset((*_CLASSES, "remove"))
 _Layout = tuple[tuple[str, ...], frozenset[str], dict[str, Any] | None]
 _PLAIN: dict[type[BaseMessage], _Layout | None] = {}
 
