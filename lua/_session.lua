@@ -25,7 +25,7 @@ local CHANNEL, SID, MAXLEN, STAMP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 -- before it. A replayed write was made earlier, while its client could not reach Redis: it
 -- keeps its stamp, so a write made before a clear it never saw stays cleared (last writer
 -- wins, docs/decisions.md 19 and 41).
-local REPLAYED = string.sub(ARGV[5], 1, 1) == 'r'
+local REPLAYED = string.byte(ARGV[5]) == 114  -- 'r'
 local BOUND = tonumber(REPLAYED and string.sub(ARGV[5], 2) or ARGV[5])
 -- The value of the meta field 'ht', written with the fixed fields: longer than Redis's
 -- hash-max-listpack-value (64), so the meta hash is a hash table from its first write. As a

@@ -15,8 +15,9 @@ local function check_stamp(stamp, now, bound)
   return nil
 end
 
-local HEX = '[0-9a-f]'
-local STAMP_SHAPE = '^' .. HEX:rep(12) .. '%-' .. HEX:rep(6) .. '%-' .. HEX:rep(16) .. '$'
+-- 12, 6 and 16 hex digits, written out: a pattern built with rep() and .. would be built again
+-- on every call of every script that includes this file.
+local STAMP_SHAPE = '^[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]%-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]%-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]$'
 
 -- True when s is a clock stamp as rmem writes them. Last writer wins compares stamps as
 -- strings, so a stored value of another shape would win or lose every comparison.
