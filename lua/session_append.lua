@@ -5,7 +5,8 @@
 -- ARGV[1..5] channel, session id, change log MAXLEN, stamp, stamp bound (see _session.lua);
 --         ARGV[4] is the stamp every member of the batch starts with
 -- ARGV[6] policy_given: 1 = this call sets the session's TTL policy, 0 = keep the stored one
---         (a new session always takes ARGV[7..8]; a stored policy with a newer stamp wins)
+--         (a new session always takes ARGV[7..8]; a replayed call's policy loses to a
+--         stored one with a newer stamp, see below)
 -- ARGV[7] ttl in ms (0 = keep forever)   ARGV[8] sliding (0|1)
 -- ARGV[9] created_at in ms for a new session (-1 = now; import passes the original)
 -- ARGV[10..] pairs of (message id, member) where member = <stamp><index><id>\0<payload>
