@@ -25,27 +25,17 @@ local CHANNEL, SID, MAXLEN, STAMP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 -- before it. A replayed write was made earlier, while its client could not reach Redis: it
 -- keeps its stamp, so a write made before a clear it never saw stays cleared (last writer
 -- wins, docs/decisions.md 19 and 41).
-local REPLAYED = string.byte(ARGV[5]) == 114  -- 'r'
-local BOUND = tonumber(REPLAYED and string.sub(ARGV[5], 2) or ARGV[5])
+local REPLAYED, BOUND = stamp_bound(ARGV[5])
 -- The value of the meta field 'ht', written with the fixed fields: longer than Redis's
 -- hash-max-listpack-value (64), so the meta hash is a hash table from its first write. As a
 -- listpack (up to 512 fields, so any session under ~500 messages) every field that is looked
 -- up and absent, as each new message id is, costs a scan of the whole hash.
 local HT = 'over 64 bytes, so this hash is a hash table (see rmem docs/decisions.md, 26)'
 
--- The least stamp after `stamp` that carries this write's node id: the next counter in the
--- same millisecond (the next millisecond when the counter is full).
-local function stamp_after(stamp)
-  local wall = tonumber(string.sub(stamp, 1, 12), 16)
-  local counter = tonumber(string.sub(stamp, 14, 19), 16) + 1
-  if counter > 16777215 then wall, counter = wall + 1, 0 end
-  return string.format('%012x-%06x-', wall, counter) .. string.sub(STAMP, 21, 36)
-end
-
 -- Move STAMP (a write made now) after `stamp` unless it is already after it; nil, '' and a
 -- value that is not a stamp (damage written by something else) leave it as it is.
 local function follow(stamp)
-  if stamp and stamp >= STAMP and is_stamp(stamp) then STAMP = stamp_after(stamp) end
+  STAMP = later_than(STAMP, stamp)
 end
 
 -- The stamp of the session's newest message, or nil when it holds none (or its msgs key is

@@ -11,7 +11,7 @@ local FIXED = {'v', 'created', 'updated', 'anchor', 'count', 'bytes', 'rev', 'tt
 -- stamp (nil when there is none).
 local function settle_stamp()
   local newest = newest_stamp()
-  if newest and newest >= STAMP and not REPLAYED then STAMP = stamp_after(newest) end
+  if newest and newest >= STAMP and not REPLAYED then STAMP = stamp_after(newest, STAMP) end
   return newest
 end
 

@@ -1,17 +1,21 @@
 -- memory_delete: delete memory records, leaving a tombstone so that no older write brings
--- them back (last writer wins).
+-- them back. A delete made now removes what the record holds (its stamp moves after the
+-- record's and the tombstone's); a replayed one (an 'r' before ARGV[2]) removes it only with a
+-- later stamp: last writer wins (_stamp.lua).
 -- ARGV: first the namespace's sync channel (taken off by _memory.lua), then ARGV[1..] below
 -- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
 -- KEYS[6..] one record hash per item, in order
--- ARGV[1] change log MAXLEN   ARGV[2] most ms a stamp may be ahead of TIME
+-- ARGV[1] change log MAXLEN   ARGV[2] most ms a stamp may be ahead of TIME, with an 'r' before
+--   it for a replayed call (_stamp.lua: stamp_bound)
 -- ARGV[3..] per item: id, stamp
--- Returns, per item, 1 when a live record was deleted, else 0 (absent, already deleted, or
--- written by a newer write, which wins). A damaged record hash (no stamp of rmem's) is
+-- Returns, per item, 1 when a live record was deleted, else 0 (absent, already deleted, or,
+-- for a replayed delete, written by a newer write, which wins). A damaged record hash (no stamp of rmem's) is
 -- deleted whatever it holds, and counts as 1: deleting is how a user heals it.
 -- Errors: RMEM_CORRUPT when the namespace's revision is damaged (nothing deleted).
 --!include _memory.lua
 
-local maxlen, bound = ARGV[1], tonumber(ARGV[2])
+local maxlen = ARGV[1]
+local replayed, bound = stamp_bound(ARGV[2])
 local now = now_ms()
 for i = 4, #ARGV, 2 do
   local refused = check_stamp(ARGV[i], now, bound)
@@ -32,6 +36,7 @@ for k = 6, #KEYS do
   if damaged then cur = nil end
   local tomb = redis.call('HGET', TOMBS, id)
   if tomb and not is_stamp(tomb) then tomb = nil end
+  if not replayed then stamp = later_than(later_than(stamp, cur), tomb) end
   local wins = not (cur and cur > stamp) and not (tomb and tomb >= stamp)
   local deleted = 0
   if damaged or (wins and cur) then

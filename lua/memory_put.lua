@@ -1,18 +1,23 @@
--- memory_put: write (insert or replace) memory records of one namespace, last writer wins.
+-- memory_put: write (insert or replace) memory records of one namespace. A put made now wins
+-- over what the record or its tombstone holds (its stamp moves after theirs); a replayed put
+-- (an 'r' before ARGV[3]) wins only with a later stamp: last writer wins (_stamp.lua).
 -- ARGV: first the namespace's sync channel (taken off by _memory.lua), then ARGV[1..] below
 -- KEYS[1] ids  KEYS[2] meta  KEYS[3] tombs  KEYS[4] texts  KEYS[5] change log (see _memory.lua)
 -- KEYS[6..] one record hash per item, in order
 -- ARGV[1] dedupe (0|1): return the live record holding the same normalised text instead
--- ARGV[2] change log MAXLEN (approximate)   ARGV[3] most ms a stamp may be ahead of TIME
+-- ARGV[2] change log MAXLEN (approximate)   ARGV[3] most ms a stamp may be ahead of TIME, with
+--   an 'r' before it for a replayed call (_stamp.lua: stamp_bound)
 -- ARGV[4..] per item: id, stamp, text digest, ttl ms (0 = none), n, then n field/value pairs
 -- Errors: RMEM_VALIDATION for a malformed or future stamp, RMEM_CORRUPT for a damaged record
 --   hash, tombstone or revision (see _memory.lua); either way nothing is written.
--- Returns, per item, {status, id, created ms, updated ms}, flattened, where status is
---   0 written, 1 deduplicated (id names the existing record), 2 a newer write already holds
---   the id (nothing written), 3 the id was deleted by a newer write (nothing written)
+-- Returns, per item, {status, id, created ms, updated ms, stamp}, flattened, where status is
+--   0 written (stamp: the one stored, which a put made now may have moved), 1 deduplicated
+--   (id names the existing record), and, for a replayed put only, 2 a newer write already
+--   holds the id, 3 the id was deleted by a newer write (nothing written; stamp '' but for 0)
 --!include _memory.lua
 
-local dedupe, maxlen, bound = ARGV[1] == '1', ARGV[2], tonumber(ARGV[3])
+local dedupe, maxlen = ARGV[1] == '1', ARGV[2]
+local replayed, bound = stamp_bound(ARGV[3])
 local now = now_ms()
 local out, changed, a = {}, false, 4
 -- Every stamp, and every record this batch would replace, is checked before anything is
@@ -41,6 +46,7 @@ for k = 6, #KEYS do
   else
     local cur = redis.call('HMGET', key, 'stamp', 'created', 'updated')
     local tomb = redis.call('HGET', TOMBS, id)
+    if not replayed then stamp = later_than(later_than(stamp, cur[1]), tomb) end
     if cur[1] and cur[1] >= stamp then
       status, created, updated = 2, tonumber(cur[2]), tonumber(cur[3])
     elseif tomb and tomb >= stamp then
@@ -73,6 +79,7 @@ for k = 6, #KEYS do
   out[#out + 1] = id
   out[#out + 1] = created
   out[#out + 1] = updated
+  out[#out + 1] = status == 0 and stamp or ''
 end
 if changed then redis.call('HINCRBY', META, 'rev', 1) end
 return out

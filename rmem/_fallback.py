@@ -78,6 +78,8 @@ _REPLAY_CHUNK = 200  # outbox entries per round trip while replaying
 _SESSION_SCRIPTS = frozenset(
     {"session_append", "session_clear", "session_delete", "session_expire", "session_pop"}
 )
+# Where the memory scripts take their stamp bound (lua/memory_*.lua, the sync channel first).
+_MEMORY_BOUND = {"memory_put": 3, "memory_delete": 2, "memory_update": 5}
 _PROBE_MAX_WAIT = 1.0  # longest pause between two probes of an unreachable Redis
 
 
@@ -517,13 +519,14 @@ def record_seed(namespace: str, records: Sequence[MemoryRecord], settings: Setti
 
     ``memory_put`` writes ``created`` and ``updated`` first and the record's own fields after
     them, and HSET keeps the last value of a field given twice: the two pairs appended here
-    put back the times the record had, where a put would give it the server's now.
+    put back the times the record had, where a put would give it the server's now. The call
+    is marked as replayed: a record some client wrote since wins over the held one.
     """
     if not records:
         return []
     keys = [*memory_keys(namespace), *(memory_key(namespace, r.id) for r in records)]
     args: list[Arg] = [sync_channel(namespace), 0]
-    args += [settings.change_log_maxlen, settings.max_stamp_ahead_ms]
+    args += [settings.change_log_maxlen, f"r{settings.max_stamp_ahead_ms}"]
     now = time.time()
     for r in records:
         vector = None if r.vector is None else check_vector(r.vector, len(r.vector), namespace)
@@ -554,14 +557,16 @@ def _as_step(entry: Entry) -> Step:
 
 
 def replayed_args(script: str, args: Sequence[Arg]) -> tuple[Arg, ...]:
-    """``args`` of a session script call marked as replayed: the call was made while Redis
-    was unreachable, so its stamp, not the order Redis runs it in, places it (last writer
-    wins against what others wrote meanwhile; see ``lua/_session.lua``). Other calls, and
-    calls marked already (a journal written by an earlier process), are returned as given.
+    """``args`` of a session or memory script call marked as replayed: the call was made
+    while Redis was unreachable, so its stamp, not the order Redis runs it in, places it (last
+    writer wins against what others wrote meanwhile; see ``lua/_stamp.lua``). Other calls,
+    and calls marked already (a journal written by an earlier process), are returned as given.
     """
     marked = list(args)
     if script in _SESSION_SCRIPTS:
         _mark(marked, 4)
+    elif script in _MEMORY_BOUND:
+        _mark(marked, _MEMORY_BOUND[script])
     elif script == "agentsession_replace":  # (n, session_clear's n args, session_append's)
         n = int(marked[0])
         _mark(marked, 1 + 4)

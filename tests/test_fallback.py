@@ -174,7 +174,7 @@ def test_an_offline_append_made_before_a_clear_stays_cleared(api: Api, proxy: Fa
     assert other.session("late").count() == 0
 
 
-def test_replayed_calls_are_marked_once_and_only_session_scripts(namespace: str) -> None:
+def test_replayed_calls_are_marked_once_and_only_write_scripts(namespace: str) -> None:
     session = ("chan", "sid", 1000, "s" * 36, 60000)
     assert replayed_args("session_append", (*session, 0, 0, 0, -1, "id", b"m")) == (
         *session[:4],
@@ -191,8 +191,44 @@ def test_replayed_calls_are_marked_once_and_only_session_scripts(namespace: str)
     marked = replayed_args("agentsession_replace", replace)
     assert marked[5] == "r60000" and marked[10] == "r60000"
     assert marked[:5] + marked[6:10] + marked[11:] == replace[:5] + replace[6:10] + replace[11:]
-    memory = ("chan", "id", "r", 60000)
-    assert replayed_args("memory_put", memory) == memory
+    put = ("chan", 0, 1000, 60000, "id", "s" * 36, "dig", 0, 1, "text", "t")
+    assert replayed_args("memory_put", put) == (*put[:3], "r60000", *put[4:])
+    delete = ("chan", 1000, 60000, "id", "s" * 36)
+    assert replayed_args("memory_delete", delete) == (*delete[:2], "r60000", *delete[3:])
+    update = ("chan", "id", "s" * 36, "", 1000, 60000, 1, "tags", "x", 0)
+    assert replayed_args("memory_update", update) == (*update[:5], "r60000", *update[6:])
+    for marked in (put, delete, update):
+        name = {11: "memory_put", 5: "memory_delete", 10: "memory_update"}[len(marked)]
+        once = replayed_args(name, marked)
+        assert replayed_args(name, once) == once
+    count = ("chan", "x")
+    assert replayed_args("memory_count", count) == count
+
+
+def test_offline_memory_writes_lose_to_later_ones_on_replay(api: Api, proxy: FaultProxy) -> None:
+    # A memory write replayed from the outbox keeps its stamp (lua/_stamp.lua): one made while
+    # Redis was unreachable loses to what another instance wrote later, by the clock.
+    c = _make(api, proxy.url, search_engine="local")
+    other = api.client(sync=False)  # reads what Redis holds, not a replica
+    for rid in ("edited", "deleted"):
+        c.memories.add(f"{rid} as first written", id=rid)
+        assert c.memories.get(rid) is not None  # read: the replica loads it
+    assert c.wait_synced()
+    _wait(lambda: _holds_record(c, "edited") and _holds_record(c, "deleted"))
+    proxy.drop()
+    c.memories.update("edited", text="edited offline")  # degraded; stamped now
+    assert c.memories.delete("deleted") is True
+    c.memories.add("added offline", id="added")
+    assert c.health().state == "degraded"
+    time.sleep(0.01)
+    for rid in ("edited", "deleted", "added"):  # another instance writes after, by the clock
+        other.memories.add(f"{rid} later elsewhere", id=rid)
+    proxy.heal()
+    _wait(_recovered(c))
+    for rid in ("edited", "deleted", "added"):
+        got = other.memories.get(rid)
+        assert got is not None and got.text == f"{rid} later elsewhere", rid
+    assert other.memories.count() == 3
 
 
 def test_offline_pop_removes_that_message_not_the_newest(api: Api, proxy: FaultProxy) -> None:

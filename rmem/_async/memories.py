@@ -14,6 +14,7 @@ import numpy as np
 
 from rmem import _lua
 from rmem._errors import BackendError, CorruptDataError, NotFoundError, RmemError, ValidationError
+from rmem._hlc import parse_stamp
 from rmem._ids import new_id
 from rmem._keys import memory_key, memory_keys, sync_channel
 from rmem._lua import Arg, ScriptCall
@@ -98,8 +99,10 @@ class SearchState:
 class AsyncMemories:
     """The long-term memories of one namespace: ``client.memories``.
 
-    Each write is one atomic script run; records carry a hybrid logical clock stamp, and a
-    write older than what Redis holds (or than a delete) loses, as last-writer-wins requires.
+    Each write is one atomic script run; records carry a hybrid logical clock stamp. A write
+    made now replaces what Redis holds, whatever the hosts' clocks say (the script stamps it
+    after the stored record or delete); a write replayed after an outage keeps its stamp and
+    loses to a later one (docs/decisions.md, 42).
     Search uses RediSearch when the server has it, else runs in process (``health()`` says
     which). A record damaged by another writer raises ``CorruptDataError`` (naming its key)
     when read or written, and is never a search hit.
@@ -218,11 +221,18 @@ class AsyncMemories:
         flat = [value for reply in replies for value in reply]
         out: list[MemoryRecord] = []
         reread: list[tuple[int, str]] = []
+        moved = ""
         for n, p in enumerate(prepared):
-            status, rid, created, updated = flat[4 * n : 4 * n + 4]
-            out.append(p.record(self._ns, int(created), int(updated)))
-            if status != _WRITTEN:  # deduplicated, or a newer write holds the id: reread it
+            status, rid, created, updated, stored = flat[5 * n : 5 * n + 5]
+            if status == _WRITTEN:
+                stored = text_of(stored)
+                if stored != p.stamp:  # Redis placed it after a write stamped by another clock
+                    p.stamp, moved = stored, max(moved, stored)
+            else:  # deduplicated: the record that holds the same text is reread
                 reread.append((n, text_of(rid)))
+            out.append(p.record(self._ns, int(created), int(updated)))
+        if moved:  # later writes of this client stamp after it (lua/_stamp.lua)
+            clock.observe(parse_stamp(moved))
         rereading = {n for n, _ in reread}
         self._changed(
             [p.id for p in prepared], [r for n, r in enumerate(out) if n not in rereading]
@@ -232,7 +242,9 @@ class AsyncMemories:
             for (n, rid), record in zip(reread, current, strict=True):
                 if record is None:
                     raise NotFoundError(
-                        f"memory {rid!r} was deleted by a newer write", namespace=self._ns
+                        f"memory {rid!r}, which holds the same text, was deleted by another "
+                        "write before it could be read back",
+                        namespace=self._ns,
                     )
                 out[n] = record
         return out
@@ -296,6 +308,8 @@ class AsyncMemories:
         if reply[0] == 0:
             self._changed([rid])
             raise NotFoundError(f"no memory {rid!r} in namespace {self._ns!r}", namespace=self._ns)
+        if text_of(reply[3]) != stamp:  # Redis placed it after a write stamped by another clock
+            self._client._clock.observe(parse_stamp(text_of(reply[3])))
         record = decode_record(self._ns, key, _as_dict(fields))
         self._changed([rid], [record])
         return record
@@ -303,9 +317,10 @@ class AsyncMemories:
     async def delete(self, id: str) -> bool:
         """Delete a record; return whether a live record was deleted.
 
-        A tombstone remembers the delete, so a slower write of an older version cannot bring
-        the record back. A record hash damaged by something else is removed whatever it
-        holds (and True returned): deleting is how a damaged record is healed.
+        A tombstone remembers the delete, so a write made before it and replayed after an
+        outage cannot bring the record back. A record hash damaged by something else is
+        removed whatever it holds (and True returned): deleting is how a damaged record is
+        healed.
 
         Raises:
             CorruptDataError: the record key holds another type of value, or the namespace's
