@@ -9,8 +9,9 @@
 --   it for a replayed call (_stamp.lua: stamp_bound)
 -- ARGV[3..] per item: id, stamp
 -- Returns, per item, 1 when a live record was deleted, else 0 (absent, already deleted, or,
--- for a replayed delete, written by a newer write, which wins). A damaged record hash (no stamp of rmem's) is
--- deleted whatever it holds, and counts as 1: deleting is how a user heals it.
+-- for a replayed delete, written by a newer write, which wins). A damaged record hash (no
+-- stamp of rmem's) is deleted whatever it holds, and counts as 1: deleting is how a user
+-- heals it.
 -- Errors: RMEM_CORRUPT when the namespace's revision is damaged (nothing deleted).
 --!include _memory.lua
 
