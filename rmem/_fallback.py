@@ -526,7 +526,7 @@ def record_seed(namespace: str, records: Sequence[MemoryRecord], settings: Setti
         return []
     keys = [*memory_keys(namespace), *(memory_key(namespace, r.id) for r in records)]
     args: list[Arg] = [sync_channel(namespace), 0]
-    args += [settings.change_log_maxlen, f"r{settings.max_stamp_ahead_ms}"]
+    args += [settings.change_log_maxlen, settings.max_stamp_ahead_ms]
     now = time.time()
     for r in records:
         vector = None if r.vector is None else check_vector(r.vector, len(r.vector), namespace)
@@ -537,7 +537,7 @@ def record_seed(namespace: str, records: Sequence[MemoryRecord], settings: Setti
         fields += ["updated", str(round(r.updated_at * 1000))]
         ttl_ms = 0 if r.expires_at is None else max(1, int((r.expires_at - now) * 1000))
         args += [r.id, r.stamp, text_digest(r.text), ttl_ms, len(fields) // 2, *fields]
-    return [ScriptCall(_lua.MEMORY_PUT, keys, args)]
+    return [ScriptCall(_lua.MEMORY_PUT, keys, replayed_args("memory_put", args))]
 
 
 # ---------------------------------------------------------------------- helpers

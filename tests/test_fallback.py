@@ -20,7 +20,7 @@ import pytest
 import redis
 
 import rmem
-from rmem._fallback import _run_commands, replayed_args, session_seed
+from rmem._fallback import _run_commands, record_seed, replayed_args, session_seed
 from rmem._keys import SERVER_MARK, session_keys
 from rmem._lua import commands_of
 from rmem._session_core import HEAD_LEN
@@ -510,6 +510,31 @@ def test_a_write_back_adds_to_a_session_an_append_re_created_first(
             assert other.session("kept").count() == 3
     meta_bytes, held = _stored_bytes(redis_server, namespace, "kept")
     assert meta_bytes == held > 0
+
+
+def test_a_record_write_back_loses_to_what_others_wrote_since(
+    redis_server: EmbeddedRedis, namespace: str
+) -> None:
+    # Records are written back with the stamps the replica held them at: one another client
+    # updated or deleted since keeps that newer write; one nobody touched is left as it is.
+    with rmem.Client.from_url(redis_server.url, namespace=namespace, **FAST) as c:
+        for rid in ("updated", "deleted", "untouched"):
+            c.memories.add(f"{rid} as held", id=rid)
+        assert c.wait_synced()
+        for rid in ("updated", "deleted", "untouched"):
+            _wait(lambda rid=rid: _holds_record(c, rid))
+        held = c._sync.all_records_copy()[namespace]
+    assert sorted(r.id for r in held) == ["deleted", "untouched", "updated"]
+    with rmem.Client.from_url(redis_server.url, namespace=namespace, sync=False) as other:
+        before = other.memories.get("untouched")
+        other.memories.update("updated", text="updated since")
+        assert other.memories.delete("deleted")
+        steps = record_seed(namespace, held, rmem.Settings())
+        _run_commands(redis.Redis.from_url(redis_server.url), commands_of(steps))
+        got = other.memories.get("updated")
+        assert got is not None and got.text == "updated since"
+        assert other.memories.get("deleted") is None
+        assert other.memories.get("untouched") == before
 
 
 @pytest.mark.parametrize("policy", ["same", "changed", "sliding"])
