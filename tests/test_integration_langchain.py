@@ -416,6 +416,10 @@ def test_drop_in_arguments_of_langchain_redis(redis_url: str) -> None:
         assert history.namespace == prefix.rstrip(":")
         assert history.session.info().ttl_policy == 3600
         history.clear()
+    # langchain-redis takes any prefix; rmem refuses one that is no namespace, naming it
+    for bad in ("chat history:", 7):
+        with pytest.raises(rmem.ValidationError, match=f"key_prefix {bad!r} is taken as"):
+            RmemChatMessageHistory("user123", redis_url=redis_url, key_prefix=bad)  # type: ignore[arg-type]
 
 
 def test_namespaces_and_sessions_are_isolated(client: rmem.Client) -> None:

@@ -701,6 +701,9 @@ def test_ttl_namespace_and_client_options(redis_url: str, namespace: str) -> Non
     run(scenario)
     with pytest.raises(rmem.ValidationError, match="not both"):
         RmemSession("x", client=None, namespace="a", key_prefix="b")
+    for prefix in ("my app/", "", 3):  # a key_prefix RedisSession takes, but no rmem namespace
+        with pytest.raises(rmem.ValidationError, match=f"key_prefix {prefix!r} is taken as"):
+            RmemSession("x", key_prefix=prefix)  # type: ignore[arg-type]
     with (
         rmem.Client.from_url(redis_url, sync=False) as sync_client,
         pytest.raises(rmem.ValidationError, match=r"rmem\.AsyncClient"),

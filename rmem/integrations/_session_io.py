@@ -47,7 +47,7 @@ from rmem._models import Message
 from rmem._session_core import HEAD_LEN, append_args, check_last, decode_dicts
 from rmem._settings import Settings
 from rmem._sync.session import Session
-from rmem._validate import check_plain
+from rmem._validate import check_namespace, check_plain
 from rmem.integrations._json import is_plain
 
 AGENTSESSION_REPLACE: Final = _lua.script("agentsession_replace")
@@ -56,6 +56,24 @@ AGENTSESSION_REPLACE: Final = _lua.script("agentsession_replace")
 _DECLARED: Final = frozenset(("id", "role", "content", "created_at", "name", "metadata"))
 _new, _set = Message.__new__, object.__setattr__
 T = TypeVar("T")
+
+
+def prefix_namespace(key_prefix: object, *, strip: bool = False) -> str:
+    """The rmem namespace a framework's ``key_prefix`` argument stands for: the prefix itself,
+    or with ``strip`` without its trailing ``:``s (unless that leaves nothing).
+
+    Raises:
+        ValidationError: that is not a valid rmem namespace; the message names the key_prefix.
+    """
+    namespace = key_prefix
+    if strip and isinstance(key_prefix, str):
+        namespace = key_prefix.rstrip(":") or key_prefix
+    try:
+        return check_namespace(namespace)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"key_prefix {key_prefix!r} is taken as the rmem namespace: {exc}"
+        ) from None
 
 
 def encode(fields: dict[str, Any], settings: Settings, where: str) -> tuple[Message, bytes]:

@@ -46,6 +46,7 @@ from rmem.integrations._session_io import (
     array_header,
     encode_many,
     extend_encoded,
+    prefix_namespace,
     read_forms,
     replica_messages,
 )
@@ -429,7 +430,7 @@ class RmemChatMessageHistory(BaseChatMessageHistory):
         **options: Any,
     ) -> None:
         if namespace is None and key_prefix is not None:
-            namespace = key_prefix.rstrip(":") or key_prefix
+            namespace = prefix_namespace(key_prefix, strip=True)
         if isinstance(client, AsyncClient):
             if async_client is not None:
                 raise ValidationError("give the AsyncClient as client= or async_client=, not both")

@@ -56,6 +56,7 @@ from rmem.integrations._session_io import (
     areplace,
     array_header,
     encode_many,
+    prefix_namespace,
     replica_messages,
 )
 
@@ -290,9 +291,9 @@ class RmemSession:
                 f"client must be an rmem.AsyncClient, not {type(client).__name__} "
                 "(or use RmemSession.from_url(session_id, url=...))"
             )
+        chosen = namespace if key_prefix is None else prefix_namespace(key_prefix)
         owns = client is None
         root = client if client is not None else AsyncClient.from_url()  # connects lazily
-        chosen = namespace if namespace is not None else key_prefix
         view = root if chosen is None else root.with_namespace(chosen)
         handle = view.session(session_id, ttl=ttl, sliding=sliding)
         self.session_id = session_id
